@@ -1,0 +1,91 @@
+"""FastAPI dependencies as `Annotated` aliases: resources, the unit of work, the current user."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.resources import Resources
+from common.auth.service import AuthService
+from common.config import Settings
+from common.db.uow import UnitOfWork
+from common.errors import Unauthorized
+from common.security.tokens import TokenClaims, decode_token
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_settings_dep(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_uow(resources: ResourcesDep) -> AsyncIterator[UnitOfWork]:
+    """One session per request. Routes commit explicitly before answering; anything left
+    uncommitted (an error, a read-only request) is rolled back when the session closes."""
+    async with resources.session_factory() as session:
+        yield UnitOfWork(session, resources.publisher)
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+def get_auth_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> AuthService:
+    return AuthService(
+        uow,
+        resources.settings,
+        resources.hasher,
+        resources.limiter,
+        resources.lockout,
+        resources.revocations,
+    )
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, from a verified access token (no database round trip)."""
+
+    user_id: uuid.UUID
+    claims: TokenClaims
+
+
+async def get_principal(
+    resources: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Missing bearer token")
+    claims = decode_token(resources.settings, credentials.credentials, "access")
+    if await resources.revocations.is_revoked(claims):
+        raise Unauthorized("This session has ended; log in again")
+    structlog.contextvars.bind_contextvars(user_id=str(claims.user_id))
+    return Principal(user_id=claims.user_id, claims=claims)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientIP = Annotated[str, Depends(client_ip)]

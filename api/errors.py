@@ -1,0 +1,101 @@
+"""Exception handlers: every error leaves as problem+json, never with a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from api.problems import problem_response
+from common.errors import AppError
+from common.logging import get_logger, request_id_var
+
+log = get_logger(__name__)
+
+_HTTP_CODES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors():
+        loc = [part for part in error.get("loc", ()) if isinstance(part, str | int)]
+        field = ".".join(str(part) for part in loc[1:]) or None
+        msg = str(error.get("msg", "Invalid value"))
+        if error.get("type") == "extra_forbidden":
+            msg = "Unknown field"
+        errors.append({"loc": loc, "field": field, "msg": msg, "type": error.get("type")})
+    return errors
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return problem_response(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        instance=request.url.path,
+        request_id=request_id_var.get(),
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    fields = sorted({error["field"] for error in errors if error["field"]})
+    detail = "Invalid input: " + ", ".join(fields) if fields else "Invalid input"
+    return problem_response(
+        status=400,
+        code="validation-error",
+        title="Invalid input",
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id_var.get(),
+        extra={"errors": errors},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(
+        status=exc.status_code,
+        code=_HTTP_CODES.get(exc.status_code, "http-error"),
+        title=str(exc.detail) if exc.status_code != 404 else "Not found",
+        detail=str(exc.detail),
+        instance=request.url.path,
+        request_id=request_id_var.get(),
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", path=request.url.path)
+    return problem_response(
+        status=500,
+        code="internal-error",
+        title="Internal server error",
+        detail="Something went wrong on our side; the request id identifies it in our logs",
+        instance=request.url.path,
+        request_id=request_id_var.get(),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

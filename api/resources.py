@@ -1,0 +1,52 @@
+"""Process-wide resources of the API, built once in the lifespan and shared by requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from common.auth.lockout import LoginLockout
+from common.auth.revocation import TokenRevocations
+from common.config import Settings
+from common.db.session import create_engine, create_session_factory
+from common.jobs import JobPublisher, create_producer
+from common.ratelimit import RateLimiter
+from common.redis import create_redis
+from common.security.passwords import PasswordHasher
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    redis: Redis
+    hasher: PasswordHasher
+    limiter: RateLimiter
+    lockout: LoginLockout
+    revocations: TokenRevocations
+    publisher: JobPublisher
+
+    @classmethod
+    def create(cls, settings: Settings) -> Resources:
+        engine = create_engine(settings)
+        redis = create_redis(settings)
+        limiter = RateLimiter(redis, fail_open=settings.rate_limit_fail_open)
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            redis=redis,
+            hasher=PasswordHasher(settings.bcrypt_rounds, settings.max_concurrent_hashes),
+            limiter=limiter,
+            lockout=LoginLockout(redis, limiter, settings),
+            revocations=TokenRevocations(redis, settings.access_token_ttl),
+            publisher=JobPublisher(create_producer(settings)),
+        )
+
+    async def close(self) -> None:
+        self.hasher.shutdown()
+        await self.redis.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,145 @@
+"""Authentication: register, verify email, login, refresh, logout, password reset."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from starlette.responses import Response
+
+from api.deps import AuthServiceDep, ClientIP
+from api.problems import problem_responses
+from api.schemas.auth import (
+    EmailIn,
+    LoginIn,
+    MessageOut,
+    OpaqueToken,
+    RefreshIn,
+    RegisterIn,
+    RegisterOut,
+    ResetPasswordIn,
+    TokenIn,
+    TokenPairOut,
+)
+from api.schemas.users import UserOut
+from common.auth.service import TokenPair
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+MAIL_ON_ITS_WAY = "If the address belongs to an account, a mail is on its way"
+
+
+def _pair_out(pair: TokenPair) -> TokenPairOut:
+    return TokenPairOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        token_type=pair.token_type,
+        expires_in=pair.expires_in,
+    )
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an account",
+    description="Returns tokens at once; the account stays `is_active: false` until the "
+    "emailed verification link is followed.",
+    responses=problem_responses(400, 409, 413, 429),
+)
+async def register(body: RegisterIn, auth: AuthServiceDep, ip: ClientIP) -> RegisterOut:
+    result = await auth.register(
+        email=str(body.email), password=body.password, full_name=body.full_name, client_ip=ip
+    )
+    pair = _pair_out(result.tokens)
+    return RegisterOut(**pair.model_dump(), user=UserOut.model_validate(result.user))
+
+
+@router.post(
+    "/login",
+    summary="Log in with email and password",
+    description="Five failures in 15 minutes lock the account for 15 minutes (423); each IP "
+    "is rate limited (429). The answer for a wrong password and an unknown email is the same.",
+    responses=problem_responses(400, 401, 423, 429),
+)
+async def login(body: LoginIn, auth: AuthServiceDep, ip: ClientIP) -> TokenPairOut:
+    _, pair = await auth.login(email=str(body.email), password=body.password, client_ip=ip)
+    return _pair_out(pair)
+
+
+@router.post(
+    "/refresh",
+    summary="Trade a refresh token for a new pair",
+    description="Rotation: the presented refresh token is retired. Presenting a retired token "
+    "again revokes the whole session (every token descended from the same login).",
+    responses=problem_responses(400, 401),
+)
+async def refresh(body: RefreshIn, auth: AuthServiceDep) -> TokenPairOut:
+    return _pair_out(await auth.refresh(body.refresh_token))
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End the session of a refresh token",
+    description="Revokes the refresh token's session; its access tokens stop working at once.",
+    responses=problem_responses(400, 401),
+)
+async def logout(body: RefreshIn, auth: AuthServiceDep) -> Response:
+    await auth.logout(body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/verify-email",
+    summary="Verify an email address (the link in the mail)",
+    responses=problem_responses(400),
+)
+async def verify_email_link(
+    token: Annotated[OpaqueToken, Query(description="The token from the mailed link")],
+    auth: AuthServiceDep,
+) -> UserOut:
+    return UserOut.model_validate(await auth.verify_email(token))
+
+
+@router.post(
+    "/verify-email",
+    summary="Verify an email address with the mailed token",
+    responses=problem_responses(400),
+)
+async def verify_email(body: TokenIn, auth: AuthServiceDep) -> UserOut:
+    return UserOut.model_validate(await auth.verify_email(body.token))
+
+
+@router.post(
+    "/resend-verification",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Mail a new verification link",
+    description="Always 202, whether or not the address has an unverified account.",
+    responses=problem_responses(400, 429),
+)
+async def resend_verification(body: EmailIn, auth: AuthServiceDep, ip: ClientIP) -> MessageOut:
+    await auth.resend_verification(email=str(body.email), client_ip=ip)
+    return MessageOut(detail=MAIL_ON_ITS_WAY)
+
+
+@router.post(
+    "/forgot-password",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Mail a password-reset link",
+    description="Always 202: the answer never reveals whether the address has an account.",
+    responses=problem_responses(400, 429),
+)
+async def forgot_password(body: EmailIn, auth: AuthServiceDep, ip: ClientIP) -> MessageOut:
+    await auth.forgot_password(email=str(body.email), client_ip=ip)
+    return MessageOut(detail=MAIL_ON_ITS_WAY)
+
+
+@router.post(
+    "/reset-password",
+    summary="Set a new password with the mailed token",
+    description="The token is single-use; every session of the account is ended.",
+    responses=problem_responses(400),
+)
+async def reset_password(body: ResetPasswordIn, auth: AuthServiceDep) -> MessageOut:
+    await auth.reset_password(token=body.token, new_password=body.new_password)
+    return MessageOut(detail="Password changed; log in again")

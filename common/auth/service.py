@@ -1,0 +1,284 @@
+"""Registration, login, token rotation, email verification and password reset."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from common.auth.lockout import LoginLockout
+from common.auth.repository import AuthRepository
+from common.auth.revocation import TokenRevocations
+from common.config import Settings
+from common.db.uow import UnitOfWork
+from common.errors import (
+    AccountLocked,
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidInput,
+    RateLimited,
+    Unauthorized,
+)
+from common.jobs import JobName, Queue
+from common.logging import get_logger
+from common.models import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily, User
+from common.ratelimit import RateLimiter
+from common.security.passwords import PasswordHasher
+from common.security.tokens import action_token_for, decode_token, hash_token, issue_token
+from common.users.repository import UserRepository
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    user: User
+    tokens: TokenPair
+
+
+class AuthService:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        settings: Settings,
+        hasher: PasswordHasher,
+        limiter: RateLimiter,
+        lockout: LoginLockout,
+        revocations: TokenRevocations,
+    ) -> None:
+        self._uow = uow
+        self._settings = settings
+        self._hasher = hasher
+        self._limiter = limiter
+        self._lockout = lockout
+        self._revocations = revocations
+        self._users = UserRepository(uow.session)
+        self._tokens = AuthRepository(uow.session)
+
+    async def register(
+        self, *, email: str, password: str, full_name: str, client_ip: str
+    ) -> Registration:
+        await self._enforce_limit(
+            "register",
+            client_ip,
+            self._settings.register_rate_limit,
+            self._settings.register_rate_window_seconds,
+        )
+        password_hash = await self._hasher.hash(password)
+        user = User(email=email.lower(), password_hash=password_hash, full_name=full_name)
+        self._users.add(user)
+        try:
+            await self._uow.session.flush()
+        except IntegrityError as exc:
+            await self._uow.rollback()
+            raise EmailAlreadyRegistered("An account with this email already exists") from exc
+        await self._create_action_token(user, ActionTokenPurpose.VERIFY_EMAIL)
+        tokens = await self._start_session(user.id)
+        await self._uow.commit()
+        await self._uow.session.refresh(user)
+        log.info("user_registered", user_id=str(user.id))
+        return Registration(user=user, tokens=tokens)
+
+    async def login(self, *, email: str, password: str, client_ip: str) -> tuple[User, TokenPair]:
+        email = email.lower()
+        await self._enforce_limit(
+            "login",
+            client_ip,
+            self._settings.login_rate_limit,
+            self._settings.login_rate_window_seconds,
+        )
+        retry_after = await self._lockout.retry_after(email)
+        if retry_after is not None:
+            raise AccountLocked(retry_after)
+        user = await self._users.get_by_email(email)
+        # Release the connection before the slow hash: a login burst must not drain the pool.
+        await self._uow.session.commit()
+        if not await self._hasher.verify(password, user.password_hash if user else None):
+            await self._lockout.record_failure(email)
+            log.info("login_failed", reason="bad_credentials")
+            raise InvalidCredentials("Invalid email or password")
+        assert user is not None
+        await self._lockout.clear(email)
+        user.last_seen_at = datetime.now(UTC)
+        self._uow.session.add(user)
+        tokens = await self._start_session(user.id)
+        await self._uow.commit()
+        log.info("login_succeeded", user_id=str(user.id))
+        return user, tokens
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate: the presented token is retired; presenting a retired one revokes the family."""
+        claims = decode_token(self._settings, refresh_token, "refresh")
+        found = await self._tokens.get_refresh_token_for_update(claims.token_id)
+        now = datetime.now(UTC)
+        if found is None or found[0].token_hash != hash_token(refresh_token):
+            raise Unauthorized("Invalid refresh token")
+        token, family = found
+        if family.revoked_at is not None:
+            raise Unauthorized("This session has ended; log in again")
+        if token.used_at is not None:
+            await self._tokens.revoke_family(family.id, "reuse", now)
+            await self._uow.commit()
+            await self._revocations.revoke_families([family.id])
+            log.warning(
+                "refresh_token_reuse", user_id=str(family.user_id), family_id=str(family.id)
+            )
+            raise Unauthorized("Refresh token was already used; the session has been revoked")
+        if token.expires_at <= now:
+            raise Unauthorized("Refresh token has expired")
+        token.used_at = now
+        pair = self._issue_pair(family.user_id, family.id)
+        await self._uow.commit()
+        return pair
+
+    async def logout(self, refresh_token: str) -> None:
+        """End the session the refresh token belongs to; repeating it is harmless."""
+        claims = decode_token(self._settings, refresh_token, "refresh")
+        found = await self._tokens.get_refresh_token_for_update(claims.token_id)
+        if found is None or found[0].token_hash != hash_token(refresh_token):
+            raise Unauthorized("Invalid refresh token")
+        family = found[1]
+        await self._tokens.revoke_family(family.id, "logout", datetime.now(UTC))
+        await self._uow.commit()
+        await self._revocations.revoke_families([family.id])
+
+    async def verify_email(self, token: str) -> User:
+        action = await self._use_action_token(token, ActionTokenPurpose.VERIFY_EMAIL)
+        user = await self._users.get(action.user_id, for_update=True)
+        assert user is not None  # tokens cascade with their user
+        if user.email_verified_at is None:
+            user.email_verified_at = action.used_at
+        await self._uow.commit()
+        log.info("email_verified", user_id=str(user.id))
+        return user
+
+    async def resend_verification(self, *, email: str, client_ip: str) -> None:
+        """Mail a fresh link if the account exists and is unverified; never says which."""
+        email = email.lower()
+        await self._enforce_limit(
+            "email_ip",
+            client_ip,
+            self._settings.email_rate_limit * 10,
+            self._settings.email_rate_window_seconds,
+        )
+        if not await self._within_email_limit("verify", email):
+            return
+        user = await self._users.get_by_email(email)
+        if user is None or user.email_verified_at is not None:
+            return
+        await self._create_action_token(user, ActionTokenPurpose.VERIFY_EMAIL)
+        await self._uow.commit()
+
+    async def forgot_password(self, *, email: str, client_ip: str) -> None:
+        email = email.lower()
+        await self._enforce_limit(
+            "email_ip",
+            client_ip,
+            self._settings.email_rate_limit * 10,
+            self._settings.email_rate_window_seconds,
+        )
+        if not await self._within_email_limit("reset", email):
+            return
+        user = await self._users.get_by_email(email)
+        if user is None:
+            return
+        await self._create_action_token(user, ActionTokenPurpose.RESET_PASSWORD)
+        await self._uow.commit()
+
+    async def reset_password(self, *, token: str, new_password: str) -> None:
+        password_hash = await self._hasher.hash(new_password)
+        action = await self._use_action_token(token, ActionTokenPurpose.RESET_PASSWORD)
+        user = await self._users.get(action.user_id, for_update=True)
+        assert user is not None
+        now = datetime.now(UTC)
+        user.password_hash = password_hash
+        user.password_changed_at = now
+        # The mail proved control of the address, so it also counts as verification.
+        user.email_verified_at = user.email_verified_at or now
+        await self._tokens.retire_action_tokens(user.id, ActionTokenPurpose.RESET_PASSWORD, now)
+        families = await self._tokens.revoke_all_families(user.id, "password_reset", now)
+        await self._uow.commit()
+        await self._revocations.revoke_families(families)
+        await self._revocations.revoke_user_tokens_before(user.id, now + timedelta(seconds=1))
+        await self._lockout.clear(user.email)
+        log.info("password_reset", user_id=str(user.id), sessions_revoked=len(families))
+
+    async def _use_action_token(self, token: str, purpose: ActionTokenPurpose) -> ActionToken:
+        action = await self._tokens.get_action_token_for_update(hash_token(token), purpose)
+        now = datetime.now(UTC)
+        if action is None or action.used_at is not None or action.expires_at <= now:
+            raise InvalidInput("The link is invalid, expired or already used", field="token")
+        action.used_at = now
+        return action
+
+    async def _create_action_token(self, user: User, purpose: ActionTokenPurpose) -> None:
+        now = datetime.now(UTC)
+        await self._tokens.retire_action_tokens(user.id, purpose, now)
+        ttl = (
+            self._settings.email_token_ttl
+            if purpose is ActionTokenPurpose.VERIFY_EMAIL
+            else self._settings.password_reset_token_ttl
+        )
+        token_id = uuid.uuid4()
+        self._tokens.add(
+            ActionToken(
+                id=token_id,
+                user_id=user.id,
+                purpose=purpose,
+                token_hash=hash_token(action_token_for(self._settings, token_id)),
+                expires_at=now + timedelta(seconds=ttl),
+            )
+        )
+        job = (
+            JobName.SEND_VERIFICATION_EMAIL
+            if purpose is ActionTokenPurpose.VERIFY_EMAIL
+            else JobName.SEND_PASSWORD_RESET_EMAIL
+        )
+        self._uow.enqueue(job, Queue.EMAIL, token_id=str(token_id))
+
+    async def _start_session(self, user_id: uuid.UUID) -> TokenPair:
+        family = RefreshTokenFamily(id=uuid.uuid4(), user_id=user_id)
+        self._tokens.add(family)
+        await self._uow.session.flush()
+        return self._issue_pair(user_id, family.id)
+
+    def _issue_pair(self, user_id: uuid.UUID, family_id: uuid.UUID) -> TokenPair:
+        access, _ = issue_token(
+            self._settings, user_id=user_id, token_type="access", family_id=family_id
+        )
+        refresh, claims = issue_token(
+            self._settings, user_id=user_id, token_type="refresh", family_id=family_id
+        )
+        self._tokens.add(
+            RefreshToken(
+                id=claims.token_id,
+                family_id=family_id,
+                token_hash=hash_token(refresh),
+                expires_at=claims.expires_at,
+            )
+        )
+        return TokenPair(access, refresh, self._settings.access_token_ttl)
+
+    async def _enforce_limit(self, name: str, key: str, limit: int, window: int) -> None:
+        result = await self._limiter.hit(name, key, limit=limit, window_seconds=window)
+        if not result.allowed:
+            raise RateLimited("Too many requests; slow down", headers=result.headers)
+
+    async def _within_email_limit(self, kind: str, email: str) -> bool:
+        result = await self._limiter.hit(
+            f"email_{kind}",
+            email,
+            limit=self._settings.email_rate_limit,
+            window_seconds=self._settings.email_rate_window_seconds,
+        )
+        return result.allowed

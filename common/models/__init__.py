@@ -1,0 +1,22 @@
+"""Every ORM model, imported here so Alembic's autogenerate sees the whole schema."""
+
+from common.models.auth import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily
+from common.models.category import Category, task_categories
+from common.models.jobs import OutboxJob, SentEmail
+from common.models.task import Task, TaskPriority, TaskStatus
+from common.models.user import User
+
+__all__ = [
+    "ActionToken",
+    "ActionTokenPurpose",
+    "Category",
+    "OutboxJob",
+    "RefreshToken",
+    "RefreshTokenFamily",
+    "SentEmail",
+    "Task",
+    "TaskPriority",
+    "TaskStatus",
+    "User",
+    "task_categories",
+]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.db.base import Base, CreatedAt, UUIDPrimaryKey
+
+
+class RefreshTokenFamily(UUIDPrimaryKey, CreatedAt, Base):
+    """One login session: every rotated refresh token of that login belongs to the same family.
+
+    Presenting a token that was already rotated revokes the family, which ends the session on
+    every device holding a descendant of that token (OAuth 2.0 Security BCP, refresh rotation).
+    """
+
+    __tablename__ = "refresh_token_families"
+    __table_args__ = (Index(None, "user_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    revoked_at: Mapped[datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class RefreshToken(UUIDPrimaryKey, CreatedAt, Base):
+    """A refresh token, kept only as a SHA-256 hash; `id` is the token's `jti`."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index(None, "family_id"), Index(None, "expires_at"))
+
+    family_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("refresh_token_families.id", ondelete="CASCADE")
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class ActionTokenPurpose(enum.StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"
+
+
+class ActionToken(UUIDPrimaryKey, CreatedAt, Base):
+    """A single-use emailed token (verification, password reset), stored as a SHA-256 hash.
+
+    The token text is an HMAC of the row id, so the worker can rebuild the link from the id alone
+    and no secret ever travels through the broker or shows in Flower.
+    """
+
+    __tablename__ = "action_tokens"
+    __table_args__ = (Index(None, "user_id", "purpose"), Index(None, "expires_at"))
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[ActionTokenPurpose] = mapped_column(
+        Enum(
+            ActionTokenPurpose,
+            name="action_token_purpose",
+            native_enum=False,
+            create_constraint=True,
+            length=32,
+            values_callable=lambda members: [m.value for m in members],
+        )
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

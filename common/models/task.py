@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from common.db.base import Base, Timestamps, UUIDPrimaryKey
+
+if TYPE_CHECKING:
+    from common.models.category import Category
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class TaskPriority(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+_PRIORITY_RANK = {TaskPriority.LOW: 1, TaskPriority.MEDIUM: 2, TaskPriority.HIGH: 3}
+_RANK_PRIORITY = {rank: priority for priority, rank in _PRIORITY_RANK.items()}
+
+
+class PriorityRank(TypeDecorator[TaskPriority]):
+    """Stores priority as 1/2/3 so `ORDER BY priority` means low < medium < high, on an index."""
+
+    impl = SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: TaskPriority | None, dialect: Dialect) -> int | None:
+        return None if value is None else _PRIORITY_RANK[TaskPriority(value)]
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> TaskPriority | None:
+        return None if value is None else _RANK_PRIORITY[value]
+
+
+LIVE = text("deleted_at IS NULL")
+
+
+class Task(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_tasks_user_created", "user_id", "created_at", "id", postgresql_where=LIVE),
+        Index("ix_tasks_user_updated", "user_id", "updated_at", "id", postgresql_where=LIVE),
+        Index("ix_tasks_user_due", "user_id", "due_date", "id", postgresql_where=LIVE),
+        Index("ix_tasks_user_status", "user_id", "status", "created_at", postgresql_where=LIVE),
+        Index("ix_tasks_user_priority", "user_id", "priority", "created_at", postgresql_where=LIVE),
+        Index("ix_tasks_user_title", "user_id", "title", "id", postgresql_where=LIVE),
+        Index(
+            "ix_tasks_search_trgm",
+            text("(lower(title || ' ' || coalesce(description, ''))) gin_trgm_ops"),
+            postgresql_using="gin",
+            postgresql_where=LIVE,
+        ),
+        Index(
+            "ix_tasks_reminder_due",
+            "due_date",
+            postgresql_where=text(
+                "reminder_sent_at IS NULL AND deleted_at IS NULL AND due_date IS NOT NULL"
+                " AND status IN ('pending', 'in_progress')"
+            ),
+        ),
+        Index("ix_tasks_deleted_at", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[TaskStatus] = mapped_column(
+        Enum(
+            TaskStatus,
+            name="task_status",
+            native_enum=False,
+            create_constraint=True,
+            length=20,
+            values_callable=lambda members: [m.value for m in members],
+        ),
+        server_default=TaskStatus.PENDING.value,
+    )
+    priority: Mapped[TaskPriority] = mapped_column(PriorityRank, server_default=text("2"))
+    due_date: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    reminder_sent_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(server_default=text("1"))
+
+    categories: Mapped[list[Category]] = relationship(
+        secondary="task_categories", lazy="raise", order_by="Category.name"
+    )

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Index, String, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.db.base import Base, Timestamps, UUIDPrimaryKey
+
+
+class User(UUIDPrimaryKey, Timestamps, Base):
+    """An account. `email` is stored lower-cased; `is_active` means the address was verified."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        Index("uq_users_email", "email", unique=True),
+        CheckConstraint("email = lower(email)", name="email_lower_case"),
+        CheckConstraint("reminder_minutes_before >= 0", name="reminder_minutes_non_negative"),
+    )
+
+    email: Mapped[str] = mapped_column(String(320))
+    password_hash: Mapped[str] = mapped_column(String(100))
+    full_name: Mapped[str] = mapped_column(String(100))
+    email_verified_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    reminder_minutes_before: Mapped[int] = mapped_column(server_default=text("60"))
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    last_seen_at: Mapped[datetime | None]
+
+    @property
+    def is_active(self) -> bool:
+        return self.email_verified_at is not None

@@ -1,0 +1,104 @@
+"""Sliding-window rate limiting in Redis, one atomic Lua script per check."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from common.logging import get_logger
+from common.metrics import RATE_LIMIT_REJECTIONS, REDIS_FAILURES
+from common.redis import REDIS_ERRORS
+
+log = get_logger(__name__)
+
+# A sorted set of hit timestamps (ms) per key: drop those older than the window, count the
+# rest, and add this hit only if under the limit. Rejected hits are not recorded, so a client
+# that keeps hammering is let back in as soon as its oldest hit leaves the window.
+_SLIDING_WINDOW = """
+local key = KEYS[1]
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local member = ARGV[3]
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {1, limit - count - 1, tonumber(oldest[2]) + window - now}
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return {0, 0, tonumber(oldest[2]) + window - now}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """IETF draft RateLimit fields, plus Retry-After when refused."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, *, fail_open: bool) -> None:
+        self._redis = redis
+        self._fail_open = fail_open
+        self._script = redis.register_script(_SLIDING_WINDOW)
+
+    async def hit(self, name: str, key: str, *, limit: int, window_seconds: int) -> RateLimitResult:
+        """Record one hit against `name:key`; on a Redis failure allow or refuse by setting."""
+        try:
+            allowed, remaining, reset_ms = await self._script(
+                keys=[f"rl:{name}:{key}"],
+                args=[window_seconds * 1000, limit, secrets.token_hex(8)],
+            )
+        except REDIS_ERRORS as exc:
+            REDIS_FAILURES.labels(operation="rate_limit").inc()
+            log.warning(
+                "rate_limit_unavailable", limit=name, fail_open=self._fail_open, error=str(exc)
+            )
+            return RateLimitResult(self._fail_open, limit, 0 if not self._fail_open else limit, 1)
+        result = RateLimitResult(
+            allowed=bool(allowed),
+            limit=limit,
+            remaining=int(remaining),
+            reset_seconds=max(1, math.ceil(int(reset_ms) / 1000)),
+        )
+        if not result.allowed:
+            RATE_LIMIT_REJECTIONS.labels(limit=name).inc()
+        return result
+
+    async def reset(self, name: str, key: str) -> None:
+        try:
+            await self._redis.delete(f"rl:{name}:{key}")
+        except REDIS_ERRORS:
+            REDIS_FAILURES.labels(operation="rate_limit").inc()
+
+    async def count(self, name: str, key: str, *, window_seconds: int) -> int:
+        """Hits currently inside the window (used to decide on an account lockout)."""
+        redis_key = f"rl:{name}:{key}"
+        try:
+            now_s, now_us = await self._redis.time()
+            now_ms = now_s * 1000 + now_us // 1000
+            return int(await self._redis.zcount(redis_key, now_ms - window_seconds * 1000, "+inf"))
+        except REDIS_ERRORS:
+            REDIS_FAILURES.labels(operation="rate_limit").inc()
+            return 0

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import dataclasses
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api.resources import Resources
+from common.redis import create_redis
+
+
+async def test_health_is_ok_without_dependencies(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_when_database_and_redis_answer(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+
+
+async def test_ready_is_503_with_a_reason_when_redis_is_down(
+    app: FastAPI, test_resources: Resources
+) -> None:
+    dead = test_resources.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    app.state.resources = dataclasses.replace(test_resources, redis=create_redis(dead))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["redis"].startswith("unavailable")
+
+
+async def test_ready_is_503_when_database_is_down(app: FastAPI, test_resources: Resources) -> None:
+    from common.db.session import create_engine
+
+    dead = test_resources.settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}
+    )
+    engine = create_engine(dead)
+    app.state.resources = dataclasses.replace(test_resources, engine=engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.get("/ready")
+    await engine.dispose()
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"].startswith("unavailable")
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["X-Request-ID"] == "abc-123"
+    generated = await client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert generated.headers["X-Request-ID"] != "bad id\twith spaces"
+    assert len(generated.headers["X-Request-ID"]) == 32
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/health")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert (
+        'taskpipe_http_requests_total{method="GET",route="/health",status="200"}' in response.text
+    )
+    assert "taskpipe_http_request_duration_seconds_bucket" in response.text
+
+
+@pytest.mark.parametrize("path", ["/nope", "/api/v1/nothing-here"])
+async def test_unknown_route_is_a_problem_404(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:taskpipe:problem:not-found"

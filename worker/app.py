@@ -1,0 +1,55 @@
+"""The Celery application (`celery -A worker.app worker|beat`).
+
+Configured for at-least-once delivery of idempotent jobs: late acks, requeue when a worker
+process dies, prefetch of one, JSON only, time limits on everything, and a broker visibility
+timeout far above any countdown we use (we schedule nothing with long ETAs; reminders are
+rows scanned by beat, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+from common.config import get_settings
+from common.jobs import JobName, Queue
+
+settings = get_settings()
+
+app = Celery("taskpipe", broker=settings.celery_broker_url)
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_acks_on_failure_or_timeout=True,
+    worker_prefetch_multiplier=1,
+    task_soft_time_limit=240,
+    task_time_limit=300,
+    broker_transport_options={"visibility_timeout": 3600, "socket_connect_timeout": 5},
+    broker_connection_retry_on_startup=True,
+    task_default_queue=Queue.MAINTENANCE,
+    task_queues=[KombuQueue(name) for name in Queue.ALL],
+    task_routes={
+        "taskpipe.email.*": {"queue": Queue.EMAIL},
+        "taskpipe.reminders.*": {"queue": Queue.EMAIL},
+        "taskpipe.maintenance.*": {"queue": Queue.MAINTENANCE},
+        "taskpipe.cache.*": {"queue": Queue.CACHE},
+    },
+    worker_hijack_root_logger=False,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    worker_concurrency=settings.worker_concurrency,
+    beat_scheduler="worker.beat:HeartbeatScheduler",
+    beat_schedule_filename=f"{settings.heartbeat_dir}/taskpipe-beat-schedule",
+    beat_schedule={
+        "relay-outbox": {"task": JobName.RELAY_OUTBOX, "schedule": 30.0},
+    },
+    timezone="UTC",
+    enable_utc=True,
+)
+app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+
+import worker.signals  # noqa: E402,F401  (logging, request id and heartbeat wiring)

@@ -1,0 +1,78 @@
+"""One event loop, one async engine and one Redis client per worker process.
+
+Celery tasks are sync functions. Running each task's coroutine with `asyncio.run` against a
+global engine fails ("attached to a different loop"), so each process keeps its own loop and
+engine, created on first use (after the prefork fork) and disposed when the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from common.config import Settings, get_settings
+from common.db.session import create_engine, create_session_factory
+from common.redis import create_redis
+
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerRuntime:
+    pid: int
+    settings: Settings
+    loop: asyncio.AbstractEventLoop
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    redis: Redis
+
+    @classmethod
+    def create(cls) -> WorkerRuntime:
+        settings = get_settings()
+        loop = asyncio.new_event_loop()
+        engine = create_engine(settings, pool_size=2)
+        return cls(
+            pid=os.getpid(),
+            settings=settings,
+            loop=loop,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            redis=create_redis(settings),
+        )
+
+    def close(self) -> None:
+        async def dispose() -> None:
+            await self.redis.aclose()
+            await self.engine.dispose()
+
+        self.loop.run_until_complete(dispose())
+        self.loop.close()
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def get_runtime() -> WorkerRuntime:
+    global _runtime
+    if _runtime is None or _runtime.pid != os.getpid():
+        _runtime = WorkerRuntime.create()
+    return _runtime
+
+
+def run(job: Callable[[WorkerRuntime], Awaitable[T]]) -> T:
+    """Run a task's coroutine on this process's loop."""
+    runtime = get_runtime()
+    return runtime.loop.run_until_complete(job(runtime))
+
+
+def shutdown_runtime() -> None:
+    global _runtime
+    if _runtime is not None and _runtime.pid == os.getpid():
+        _runtime.close()
+    _runtime = None

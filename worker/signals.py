@@ -1,0 +1,63 @@
+"""Celery signal wiring: JSON logging, the request id in every job log line, heartbeats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import bootsteps
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_shutdown
+
+from common.config import get_settings
+from common.logging import configure_logging, request_id_var
+from worker.app import app
+from worker.heartbeat import WORKER_BEAT_INTERVAL_SECONDS, touch
+from worker.runtime import shutdown_runtime
+
+
+@setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+
+@task_prerun.connect
+def _bind_job_context(task: Any = None, task_id: str | None = None, **_: Any) -> None:
+    request = getattr(task, "request", None)
+    request_id = getattr(request, "request_id", None)
+    if request_id is None and request is not None:
+        request_id = (getattr(request, "headers", None) or {}).get("request_id")
+    request_id_var.set(request_id or task_id)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task=getattr(task, "name", None), task_id=task_id)
+
+
+@task_postrun.connect
+def _clear_job_context(**_: Any) -> None:
+    request_id_var.set(None)
+    structlog.contextvars.clear_contextvars()
+
+
+@worker_process_shutdown.connect
+def _dispose_runtime(**_: Any) -> None:
+    shutdown_runtime()
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """Touches the worker heartbeat file from the consumer's own timer: if the worker's
+    main loop hangs, the file goes stale and the liveness probe restarts the pod."""
+
+    requires = ("celery.worker.components:Timer",)
+
+    def start(self, worker: Any) -> None:
+        touch("worker")
+        self._tref = worker.timer.call_repeatedly(
+            WORKER_BEAT_INTERVAL_SECONDS, touch, ("worker",), priority=10
+        )
+
+    def stop(self, worker: Any) -> None:
+        if getattr(self, "_tref", None) is not None:
+            self._tref.cancel()
+
+
+app.steps["worker"].add(WorkerHeartbeat)

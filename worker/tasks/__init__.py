@@ -1,0 +1,5 @@
+"""Celery task modules; each is a thin wrapper over a coroutine run on the worker's loop."""
+
+from worker.tasks import email, maintenance
+
+__all__ = ["email", "maintenance"]

@@ -1,0 +1,84 @@
+"""Verification and password-reset mails."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from common.jobs import JobName
+from common.logging import get_logger
+from common.models import ActionToken, ActionTokenPurpose, User
+from common.security.tokens import action_token_for
+from worker.app import app
+from worker.mail.delivery import deliver_once
+from worker.mail.render import render_mail
+from worker.mail.sender import SMTP_ERRORS
+from worker.runtime import WorkerRuntime, run
+
+log = get_logger(__name__)
+
+
+
+async def send_action_mail(
+    runtime: WorkerRuntime, token_id: str, purpose: ActionTokenPurpose
+) -> bool:
+    """Mail the link of one action token; skip tokens already used or expired."""
+    settings = runtime.settings
+    async with runtime.session_factory() as session:
+        action = await session.get(ActionToken, uuid.UUID(token_id))
+        if action is None or action.purpose is not purpose:
+            log.warning("mail_token_missing", token_id=token_id)
+            return False
+        if action.used_at is not None or action.expires_at <= datetime.now(UTC):
+            log.info("mail_token_no_longer_valid", token_id=token_id)
+            return False
+        user = await session.get(User, action.user_id)
+        assert user is not None
+        token = action_token_for(settings, action.id)
+        if purpose is ActionTokenPurpose.VERIFY_EMAIL:
+            link = f"{settings.public_url}/api/v1/auth/verify-email?{urlencode({'token': token})}"
+            mail = render_mail(
+                "verify_email",
+                full_name=user.full_name,
+                link=link,
+                valid_hours=settings.email_token_ttl // 3600,
+            )
+        else:
+            link = f"{settings.public_url}/reset-password?{urlencode({'token': token})}"
+            mail = render_mail(
+                "reset_password",
+                full_name=user.full_name,
+                link=link,
+                token=token,
+                valid_minutes=settings.password_reset_token_ttl // 60,
+            )
+        return await deliver_once(
+            session, settings, idempotency_key=f"action:{action.id}", to=user.email, mail=mail
+        )
+
+
+# SMTP hiccups are retried with exponential backoff and jitter (5 s doubling, capped at
+# 10 min, about 1 h 20 min in all) before the job gives up and the failure is logged.
+@app.task(
+    name=JobName.SEND_VERIFICATION_EMAIL,
+    autoretry_for=SMTP_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=12,
+)
+def send_verification_email(token_id: str) -> bool:
+    return run(lambda rt: send_action_mail(rt, token_id, ActionTokenPurpose.VERIFY_EMAIL))
+
+
+@app.task(
+    name=JobName.SEND_PASSWORD_RESET_EMAIL,
+    autoretry_for=SMTP_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=12,
+)
+def send_password_reset_email(token_id: str) -> bool:
+    return run(lambda rt: send_action_mail(rt, token_id, ActionTokenPurpose.RESET_PASSWORD))
