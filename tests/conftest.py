@@ -23,7 +23,24 @@ _BASE_DB_URL = make_url(
 )
 TEST_DATABASE = f"taskpipe_test_{uuid.uuid4().hex[:10]}"
 _REDIS_BASE = os.environ.get("TASKPIPE_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-TEST_REDIS_DB = int(os.environ.get("TASKPIPE_TEST_REDIS_DB", "11"))
+REDIS_LOCK_KEY = "taskpipe:test-run"
+
+
+def _claim_redis_db() -> int:
+    """Claim a Redis database index no other test run on this machine is using right now."""
+    import redis
+
+    for index in range(1, 16):
+        client = redis.Redis.from_url(f"{_REDIS_BASE}/{index}")
+        try:
+            if client.set(REDIS_LOCK_KEY, TEST_DATABASE, nx=True, ex=3600):
+                return index
+        finally:
+            client.close()
+    raise RuntimeError("every Redis database 1-15 is claimed by another test run")
+
+
+TEST_REDIS_DB = _claim_redis_db()
 
 from tests.support.smtp import SMTPServer, free_port  # noqa: E402
 
@@ -88,6 +105,17 @@ async def _drop_database() -> None:
         await connection.close()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Give the claimed Redis database back (flushing it also drops the claim)."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["TASKPIPE_REDIS_URL"])
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
 def alembic_config() -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["configure_logger"] = False
@@ -126,7 +154,10 @@ async def _clean_redis(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         yield
         return
     redis = Redis.from_url(os.environ["TASKPIPE_REDIS_URL"])
-    await redis.flushdb()
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.flushdb()
+        pipe.set(REDIS_LOCK_KEY, TEST_DATABASE, ex=3600)
+        await pipe.execute()
     yield
     await redis.aclose()
 
