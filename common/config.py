@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     purge_retention_days: PositiveInt = 30
     purge_batch_size: PositiveInt = 1000
 
+    broker_visibility_timeout: PositiveInt = 3600
+    mail_retry_backoff_seconds: PositiveInt = 5
     heartbeat_dir: str = "/tmp"  # noqa: S108
     worker_concurrency: PositiveInt = 2
     flower_address: str = "127.0.0.1"

@@ -60,6 +60,7 @@ os.environ.update(
         "TASKPIPE_SMTP_PORT": str(SMTP_PORT),
         "TASKPIPE_HEARTBEAT_DIR": str(HEARTBEAT_DIR),
         "TASKPIPE_PUBLIC_URL": "http://testserver",
+        "TASKPIPE_MAIL_RETRY_BACKOFF_SECONDS": "1",
     }
 )
 os.environ.pop("TASKPIPE_BROKER_URL", None)

@@ -9,6 +9,7 @@ rows scanned by beat, see DESIGN.md).
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from common.config import get_settings
@@ -28,10 +29,13 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_soft_time_limit=240,
     task_time_limit=300,
-    broker_transport_options={"visibility_timeout": 3600, "socket_connect_timeout": 5},
+    broker_transport_options={
+        "visibility_timeout": settings.broker_visibility_timeout,
+        "socket_connect_timeout": 5,
+    },
     broker_connection_retry_on_startup=True,
     task_default_queue=Queue.MAINTENANCE,
-    task_queues=[KombuQueue(name) for name in Queue.ALL],
+    task_queues=[KombuQueue(name, Exchange(name), routing_key=name) for name in Queue.ALL],
     task_routes={
         "taskpipe.email.*": {"queue": Queue.EMAIL},
         "taskpipe.reminders.*": {"queue": Queue.EMAIL},

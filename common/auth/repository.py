@@ -28,7 +28,7 @@ class AuthRepository:
             .where(RefreshToken.id == token_id)
             .with_for_update(of=RefreshToken)
         )
-        row = (await self._session.execute(stmt)).tuples().one_or_none()
+        row = (await self._session.execute(stmt)).one_or_none()
         return None if row is None else (row[0], row[1])
 
     async def revoke_family(self, family_id: uuid.UUID, reason: str, now: datetime) -> None:

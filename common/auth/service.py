@@ -209,7 +209,7 @@ class AuthService:
         families = await self._tokens.revoke_all_families(user.id, "password_reset", now)
         await self._uow.commit()
         await self._revocations.revoke_families(families)
-        await self._revocations.revoke_user_tokens_before(user.id, now + timedelta(seconds=1))
+        await self._revocations.revoke_user_tokens_before(user.id, now)
         await self._lockout.clear(user.email)
         log.info("password_reset", user_id=str(user.id), sessions_revoked=len(families))
 

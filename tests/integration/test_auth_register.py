@@ -43,7 +43,9 @@ async def test_register_returns_tokens_and_an_inactive_user(
     uuid.UUID(user["id"])
     assert "password" not in response.text and "password_hash" not in response.text
 
-    stored = (await session.execute(select(User).where(User.id == uuid.UUID(user["id"])))).scalar_one()
+    stored = (
+        await session.execute(select(User).where(User.id == uuid.UUID(user["id"])))
+    ).scalar_one()
     assert stored.password_hash.startswith("$2b$04$")  # bcrypt at the test cost
 
 
@@ -62,7 +64,9 @@ async def test_register_enqueues_one_verification_mail_job(
     assert (await session.execute(select(OutboxJob))).scalars().all() == []
 
 
-async def test_register_duplicate_email_is_409_case_insensitively(client: httpx.AsyncClient) -> None:
+async def test_register_duplicate_email_is_409_case_insensitively(
+    client: httpx.AsyncClient,
+) -> None:
     email = unique_email()
     await register(client, email=email)
     response = await client.post(REGISTER, json=_body(email=email.upper()))
@@ -118,7 +122,9 @@ async def test_register_requires_every_field(client: httpx.AsyncClient, missing:
     assert response.json()["errors"][0]["field"] == missing
 
 
-@pytest.mark.parametrize("extra", [{"is_active": True}, {"id": str(uuid.uuid4())}, {"role": "admin"}])
+@pytest.mark.parametrize(
+    "extra", [{"is_active": True}, {"id": str(uuid.uuid4())}, {"role": "admin"}]
+)
 async def test_register_rejects_unknown_fields(
     client: httpx.AsyncClient, extra: dict[str, object]
 ) -> None:

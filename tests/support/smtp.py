@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import threading
@@ -24,9 +25,15 @@ class MailCatcher:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.fail_next = 0
+        self.delay_seconds = 0.0
+        self.deliveries_started = 0
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.deliveries_started += 1
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         with self._lock:
             if self.fail_next > 0:
                 self.fail_next -= 1
@@ -38,6 +45,8 @@ class MailCatcher:
         with self._lock:
             self.messages.clear()
             self.fail_next = 0
+            self.delay_seconds = 0.0
+            self.deliveries_started = 0
 
     def to(self, address: str) -> list[Message]:
         with self._lock:

@@ -40,7 +40,7 @@ class WorkerProcess:
                 "--loglevel=INFO",
             ],
             cwd=ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, "TASKPIPE_LOG_LEVEL": "INFO", **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from common.config import get_settings
 from common.jobs import JobName
 from common.logging import get_logger
 from common.models import ActionToken, ActionTokenPurpose, User
@@ -17,7 +18,6 @@ from worker.mail.sender import SMTP_ERRORS
 from worker.runtime import WorkerRuntime, run
 
 log = get_logger(__name__)
-
 
 
 async def send_action_mail(
@@ -58,12 +58,15 @@ async def send_action_mail(
         )
 
 
-# SMTP hiccups are retried with exponential backoff and jitter (5 s doubling, capped at
-# 10 min, about 1 h 20 min in all) before the job gives up and the failure is logged.
+# SMTP hiccups are retried with exponential backoff and full jitter (5 s doubling by default,
+# capped at 10 min: about 1 h 20 min of retries) before the job gives up and logs it.
+_RETRY_BACKOFF_SECONDS = get_settings().mail_retry_backoff_seconds
+
+
 @app.task(
     name=JobName.SEND_VERIFICATION_EMAIL,
     autoretry_for=SMTP_ERRORS,
-    retry_backoff=5,
+    retry_backoff=_RETRY_BACKOFF_SECONDS,
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=12,
@@ -75,7 +78,7 @@ def send_verification_email(token_id: str) -> bool:
 @app.task(
     name=JobName.SEND_PASSWORD_RESET_EMAIL,
     autoretry_for=SMTP_ERRORS,
-    retry_backoff=5,
+    retry_backoff=_RETRY_BACKOFF_SECONDS,
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=12,
