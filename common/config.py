@@ -37,7 +37,6 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str | None = None
-    result_backend_url: str | None = None
 
     smtp_host: str = "127.0.0.1"
     smtp_port: PositiveInt = 1025
@@ -71,7 +70,6 @@ class Settings(BaseSettings):
     cache_ttl_seconds: PositiveInt = 300
     idempotency_ttl_seconds: PositiveInt = 24 * 3600
 
-    reminder_default_minutes: int = Field(default=60, ge=0)
     purge_retention_days: PositiveInt = 30
     purge_batch_size: PositiveInt = 1000
 

@@ -205,7 +205,16 @@ async def _truncate_all(resources: Resources) -> None:
 
 
 @pytest.fixture
-async def live_client(app: FastAPI, resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+async def committed_data(resources: Resources) -> AsyncIterator[None]:
+    """For tests whose writes really commit: every table is emptied afterwards."""
+    yield
+    await _truncate_all(resources)
+
+
+@pytest.fixture
+async def live_client(
+    app: FastAPI, resources: Resources, committed_data: None
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client whose writes really commit (for tests with a second process or real races)."""
     app.state.resources = resources
     transport = httpx.ASGITransport(app=app)
@@ -214,7 +223,6 @@ async def live_client(app: FastAPI, resources: Resources) -> AsyncIterator[httpx
             yield http
     finally:
         app.state.resources = None
-        await _truncate_all(resources)
 
 
 @pytest.fixture(scope="session")
