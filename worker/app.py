@@ -9,6 +9,7 @@ rows scanned by beat, see DESIGN.md).
 from __future__ import annotations
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Exchange
 from kombu import Queue as KombuQueue
 
@@ -50,6 +51,8 @@ app.conf.update(
     beat_schedule_filename=f"{settings.heartbeat_dir}/taskpipe-beat-schedule",
     beat_schedule={
         "relay-outbox": {"task": JobName.RELAY_OUTBOX, "schedule": 30.0},
+        "scan-due-reminders": {"task": JobName.SCAN_DUE_REMINDERS, "schedule": 60.0},
+        "purge-deleted": {"task": JobName.PURGE_DELETED, "schedule": crontab(minute="7")},
     },
     timezone="UTC",
     enable_utc=True,

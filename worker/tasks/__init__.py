@@ -1,5 +1,5 @@
 """Celery task modules; each is a thin wrapper over a coroutine run on the worker's loop."""
 
-from worker.tasks import email, maintenance
+from worker.tasks import email, maintenance, reminders
 
-__all__ = ["email", "maintenance"]
+__all__ = ["email", "maintenance", "reminders"]

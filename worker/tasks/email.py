@@ -60,13 +60,13 @@ async def send_action_mail(
 
 # SMTP hiccups are retried with exponential backoff and full jitter (5 s doubling by default,
 # capped at 10 min: about 1 h 20 min of retries) before the job gives up and logs it.
-_RETRY_BACKOFF_SECONDS = get_settings().mail_retry_backoff_seconds
+RETRY_BACKOFF_SECONDS = get_settings().mail_retry_backoff_seconds
 
 
 @app.task(
     name=JobName.SEND_VERIFICATION_EMAIL,
     autoretry_for=SMTP_ERRORS,
-    retry_backoff=_RETRY_BACKOFF_SECONDS,
+    retry_backoff=RETRY_BACKOFF_SECONDS,
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=12,
@@ -78,7 +78,7 @@ def send_verification_email(token_id: str) -> bool:
 @app.task(
     name=JobName.SEND_PASSWORD_RESET_EMAIL,
     autoretry_for=SMTP_ERRORS,
-    retry_backoff=_RETRY_BACKOFF_SECONDS,
+    retry_backoff=RETRY_BACKOFF_SECONDS,
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=12,

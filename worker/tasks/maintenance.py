@@ -1,4 +1,4 @@
-"""Housekeeping jobs: the outbox relay."""
+"""Housekeeping jobs: the outbox relay and the purges."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 
 from common.jobs import Job, JobName, JobPublisher
 from common.logging import get_logger
+from common.maintenance.purge import PurgeReport, purge_expired_rows
 from common.models import OutboxJob
 from worker.app import app
 from worker.runtime import WorkerRuntime, run
@@ -61,3 +62,21 @@ async def relay_outbox(runtime: WorkerRuntime, publisher: JobPublisher) -> int:
 @app.task(name=JobName.RELAY_OUTBOX, soft_time_limit=60, time_limit=90)
 def relay_outbox_task() -> int:
     return run(lambda rt: relay_outbox(rt, JobPublisher(app)))
+
+
+async def purge(runtime: WorkerRuntime, now: datetime) -> PurgeReport:
+    settings = runtime.settings
+    report = await purge_expired_rows(
+        runtime.session_factory,
+        now=now,
+        retention=timedelta(days=settings.purge_retention_days),
+        batch_size=settings.purge_batch_size,
+    )
+    log.info("purge_finished", **report.deleted)
+    return report
+
+
+@app.task(name=JobName.PURGE_DELETED, soft_time_limit=240, time_limit=300)
+def purge_deleted(now: str | None = None) -> dict[str, int]:
+    moment = datetime.fromisoformat(now) if now else datetime.now(UTC)
+    return run(lambda rt: purge(rt, moment)).deleted
