@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from api.resources import Resources
 from api.routers import auth, health, users
 from common.config import Settings, get_settings
@@ -63,28 +64,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _register_problem_schema(app: FastAPI) -> None:
-    """Make `#/components/schemas/Problem` exist for the problem+json responses."""
+    """Publish the Problem schema and replace FastAPI's default 422 with our 400 problem."""
     original = app.openapi
 
-    def openapi() -> dict[str, object]:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(
-            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        )
-        for name, definition in (
-            Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            .get("$defs", {})
-            .items()
-        ):
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in problem.pop("$defs", {}).items():
             components.setdefault(name, definition)
-        components["Problem"].pop("$defs", None)
+        components["Problem"] = problem
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        bad_request = problem_responses(400)[400]
+        for operation in _operations(schema):
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {
+                    "description": bad_request["description"],
+                    "content": bad_request["content"],
+                }
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    methods = {"get", "post", "put", "patch", "delete", "head", "options"}
+    return [
+        operation
+        for path_item in schema.get("paths", {}).values()
+        for method, operation in path_item.items()
+        if method in methods
+    ]
 
 
 app = create_app()

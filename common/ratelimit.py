@@ -43,6 +43,7 @@ class RateLimitResult:
     limit: int
     remaining: int
     reset_seconds: int
+    degraded: bool = False  # Redis was unreachable; `allowed` is the fail-open/closed setting
 
     @property
     def headers(self) -> dict[str, str]:
@@ -75,7 +76,9 @@ class RateLimiter:
             log.warning(
                 "rate_limit_unavailable", limit=name, fail_open=self._fail_open, error=str(exc)
             )
-            return RateLimitResult(self._fail_open, limit, 0 if not self._fail_open else limit, 1)
+            return RateLimitResult(
+                self._fail_open, limit, limit if self._fail_open else 0, 1, degraded=True
+            )
         result = RateLimitResult(
             allowed=bool(allowed),
             limit=limit,

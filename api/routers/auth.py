@@ -44,7 +44,7 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
     summary="Create an account",
     description="Returns tokens at once; the account stays `is_active: false` until the "
     "emailed verification link is followed.",
-    responses=problem_responses(400, 409, 413, 429),
+    responses=problem_responses(400, 409, 413, 429, 503),
 )
 async def register(body: RegisterIn, auth: AuthServiceDep, ip: ClientIP) -> RegisterOut:
     result = await auth.register(
@@ -59,7 +59,7 @@ async def register(body: RegisterIn, auth: AuthServiceDep, ip: ClientIP) -> Regi
     summary="Log in with email and password",
     description="Five failures in 15 minutes lock the account for 15 minutes (423); each IP "
     "is rate limited (429). The answer for a wrong password and an unknown email is the same.",
-    responses=problem_responses(400, 401, 423, 429),
+    responses=problem_responses(400, 401, 423, 429, 503),
 )
 async def login(body: LoginIn, auth: AuthServiceDep, ip: ClientIP) -> TokenPairOut:
     _, pair = await auth.login(email=str(body.email), password=body.password, client_ip=ip)
@@ -115,7 +115,7 @@ async def verify_email(body: TokenIn, auth: AuthServiceDep) -> UserOut:
     status_code=status.HTTP_202_ACCEPTED,
     summary="Mail a new verification link",
     description="Always 202, whether or not the address has an unverified account.",
-    responses=problem_responses(400, 429),
+    responses=problem_responses(400, 429, 503),
 )
 async def resend_verification(body: EmailIn, auth: AuthServiceDep, ip: ClientIP) -> MessageOut:
     await auth.resend_verification(email=str(body.email), client_ip=ip)
@@ -127,7 +127,7 @@ async def resend_verification(body: EmailIn, auth: AuthServiceDep, ip: ClientIP)
     status_code=status.HTTP_202_ACCEPTED,
     summary="Mail a password-reset link",
     description="Always 202: the answer never reveals whether the address has an account.",
-    responses=problem_responses(400, 429),
+    responses=problem_responses(400, 429, 503),
 )
 async def forgot_password(body: EmailIn, auth: AuthServiceDep, ip: ClientIP) -> MessageOut:
     await auth.forgot_password(email=str(body.email), client_ip=ip)

@@ -19,6 +19,7 @@ from common.errors import (
     InvalidCredentials,
     InvalidInput,
     RateLimited,
+    ServiceUnavailable,
     Unauthorized,
 )
 from common.jobs import JobName, Queue
@@ -271,8 +272,13 @@ class AuthService:
 
     async def _enforce_limit(self, name: str, key: str, limit: int, window: int) -> None:
         result = await self._limiter.hit(name, key, limit=limit, window_seconds=window)
-        if not result.allowed:
-            raise RateLimited("Too many requests; slow down", headers=result.headers)
+        if result.allowed:
+            return
+        if result.degraded:
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
+            )
+        raise RateLimited("Too many requests; slow down", headers=result.headers)
 
     async def _within_email_limit(self, kind: str, email: str) -> bool:
         result = await self._limiter.hit(

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.worker
 @pytest.fixture
 def api_server(database: str, committed_data: None) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",

@@ -52,7 +52,7 @@ def _wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-d
 def test_beat_writes_its_heartbeat(tmp_path: Path, database: str) -> None:
     path = heartbeat_path("beat")
     path.unlink(missing_ok=True)
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "worker.app", "beat", "--loglevel", "WARNING"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -70,7 +70,7 @@ def test_beat_writes_its_heartbeat(tmp_path: Path, database: str) -> None:
 def flower(database: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "TASKPIPE_FLOWER_PORT": str(port), "TASKPIPE_FLOWER_PASSWORD": "s3cret-flower"}
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "worker.flower"],
         cwd=ROOT,
         env=env,

@@ -1,0 +1,205 @@
+"""What the rest of devstack leans on: the log, the error, probes and process helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+EMBEDDED_HOST = "127.0.0.1"
+PROBE_TIMEOUT = 2.0
+START_TIMEOUT = 30.0
+
+
+class DevstackError(Exception):
+    """A service or step devstack cannot provide; the message says what was tried and what to do."""
+
+
+class Embedded(enum.StrEnum):
+    """`--embedded`: embed only when nothing else works, always, or never."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class Origin(enum.StrEnum):
+    """How devstack came by a service."""
+
+    FOUND = "found"
+    STARTED = "started"
+    EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service to hand to the command: `url` is the real one, `display_url` hides passwords."""
+
+    name: str
+    url: str
+    display_url: str
+    origin: Origin
+    detail: str
+
+
+def log(message: str) -> None:
+    print(f"devstack: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """Bytes that make a server of one kind reply, and the first bytes its reply may start with.
+
+    A bare TCP connect is not enough: a proxy or another program may accept on the port.
+    """
+
+    hello: bytes
+    replies: tuple[bytes, ...]
+
+
+# SSLRequest: PostgreSQL replies "S" or "N" ("E" if very old) and logs nothing when we hang up.
+POSTGRES_HANDSHAKE = Handshake(struct.pack("!ii", 8, 80877103), (b"S", b"N", b"E"))
+# PING: Redis replies "+PONG", or an error ("-NOAUTH ...", "-DENIED ...") that is still Redis.
+REDIS_HANDSHAKE = Handshake(b"PING\r\n", (b"+", b"-"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server should answer: a TCP host and port, or a unix socket file."""
+
+    host: str
+    port: int
+    handshake: Handshake
+    socket_path: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.socket_path is not None or self.host in LOCAL_HOSTS
+
+    def reachable(self, timeout: float = PROBE_TIMEOUT) -> bool:
+        """Whether the expected kind of server replies to its handshake here."""
+        try:
+            with self._connect(timeout) as sock:
+                sock.sendall(self.handshake.hello)
+                reply = sock.recv(1)
+        except OSError:
+            return False
+        return any(reply == expected[:1] for expected in self.handshake.replies)
+
+    def taken(self, timeout: float = PROBE_TIMEOUT) -> bool:
+        """Whether anything at all accepts connections here."""
+        try:
+            with self._connect(timeout):
+                return True
+        except OSError:
+            return False
+
+    def _connect(self, timeout: float) -> socket.socket:
+        if self.socket_path is None:
+            sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(self.socket_path)
+            except OSError:
+                sock.close()
+                raise
+        sock.settimeout(timeout)
+        return sock
+
+    def __str__(self) -> str:
+        if self.socket_path is not None:
+            return self.socket_path
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def run_program(
+    argv: Sequence[str], *, timeout: float = START_TIMEOUT, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run a program devstack picked itself (never through a shell), capturing its output."""
+    return subprocess.run(  # noqa: S603 - argv is built here from fixed programs and our own paths
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
+def output_of(result: subprocess.CompletedProcess[str]) -> str:
+    return (result.stderr or result.stdout).strip() or f"exit code {result.returncode}"
+
+
+def wait_until(check: Callable[[], bool], timeout: float = START_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A port nothing listens on right now, so an embedded server never meets 5432 or 6379."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((EMBEDDED_HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs; a zombie waiting for a slow init to reap it counts as gone."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it was ours (devstack may be PID 1 in a container)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        # /proc/<pid>/stat is "pid (comm) state ...", and comm may contain spaces
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def stop_process(pid: int, how: signal.Signals, label: str) -> None:
+    """Send `how` and wait for `pid` to go; SIGKILL it if it is still there after a while."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, how)
+    if not wait_until(lambda: not pid_alive(pid)):
+        log(f"{label} (pid {pid}) did not stop on {how.name}; killing it")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def why_embedded(name: str, endpoint: Endpoint, embedded: Embedded, tried: list[str]) -> str:
+    """The reason logged when an embedded server is used: the flag, or what was tried."""
+    if embedded is Embedded.ALWAYS:
+        return "--embedded always"
+    notes = f" ({'; '.join(tried[1:])})" if len(tried) > 1 else ""
+    return f"no {name} reachable at {endpoint}{notes}"
