@@ -13,6 +13,11 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from redis.asyncio import Redis
+
+from common.jobstats import FAMILIES, read_all
+from common.metrics import REDIS_FAILURES
+from common.redis import REDIS_ERRORS
 
 HTTP_REQUESTS = Counter(
     "taskpipe_http_requests_total",
@@ -27,9 +32,27 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def render_metrics() -> tuple[bytes, str]:
+def _job_stats_text(stats: dict[str, dict[str, int]]) -> bytes:
+    """Worker totals (kept in Redis by common.jobstats) in the Prometheus text format."""
+    lines: list[str] = []
+    for family, (name, help_text, label) in FAMILIES.items():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        lines += [
+            f'{name}{{{label}="{key}"}} {value}'
+            for key, value in sorted(stats.get(family, {}).items())
+        ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def render_metrics(redis: Redis) -> tuple[bytes, str]:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+        payload = generate_latest(registry)
+    else:
+        payload = generate_latest(DEFAULT_REGISTRY)
+    try:
+        payload += _job_stats_text(await read_all(redis))
+    except REDIS_ERRORS:
+        REDIS_FAILURES.labels(operation="job_stats").inc()
+    return payload, CONTENT_TYPE_LATEST

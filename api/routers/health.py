@@ -62,6 +62,6 @@ async def ready(resources: ResourcesDep) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
-    payload, content_type = render_metrics()
+async def metrics(resources: ResourcesDep) -> Response:
+    payload, content_type = await render_metrics(resources.redis)
     return Response(payload, media_type=content_type)

@@ -75,3 +75,16 @@ async def test_unknown_route_is_a_problem_404(client: httpx.AsyncClient, path: s
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "urn:taskpipe:problem:not-found"
+
+
+async def test_metrics_include_worker_totals_kept_in_redis(
+    client: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    from common import jobstats
+
+    await jobstats.record(test_resources.redis, "purged_rows", {"tasks": 7, "sent_emails": 0})
+    await jobstats.record(test_resources.redis, "purged_rows", {"tasks": 3})
+    text = (await client.get("/metrics")).text
+    assert 'taskpipe_purged_rows_total{table="tasks"} 10' in text
+    assert "sent_emails" not in text
+    assert "# TYPE taskpipe_mails_total counter" in text

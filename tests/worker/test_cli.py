@@ -53,6 +53,9 @@ def test_jobs_run_each_job_in_process(capsys: pytest.CaptureFixture[str]) -> Non
     now = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert main(["jobs", "run", "purge", "--now", now]) == 0
     assert _json(capsys)["result"]["tasks"] == 0
+    in_a_year = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    assert main(["jobs", "run", "purge", "--now", in_a_year]) == 0
+    assert _json(capsys)["result"]["action_tokens"] == 0
     assert main(["jobs", "run", "reminders", "--now", now]) == 0
     assert _json(capsys)["result"] == 0
     assert main(["jobs", "run", "relay"]) == 0

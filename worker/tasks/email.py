@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from common import jobstats
 from common.config import get_settings
 from common.jobs import JobName
 from common.logging import get_logger
@@ -53,9 +54,12 @@ async def send_action_mail(
                 token=token,
                 valid_minutes=settings.password_reset_token_ttl // 60,
             )
-        return await deliver_once(
+        sent = await deliver_once(
             session, settings, idempotency_key=f"action:{action.id}", to=user.email, mail=mail
         )
+    if sent:
+        await jobstats.record(runtime.redis, "mails", {purpose.value: 1})
+    return sent
 
 
 # SMTP hiccups are retried with exponential backoff and full jitter (5 s doubling by default,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from common import jobstats
 from common.jobs import JobName, JobPublisher
 from common.logging import get_logger
 from common.maintenance.outbox import relay_outbox
@@ -28,6 +29,7 @@ async def purge(runtime: WorkerRuntime, now: datetime) -> PurgeReport:
         batch_size=settings.purge_batch_size,
     )
     log.info("purge_finished", **report.deleted)
+    await jobstats.record(runtime.redis, "purged_rows", report.deleted)
     return report
 
 

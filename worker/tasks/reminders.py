@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from common import jobstats
 from common.db.uow import UnitOfWork
 from common.jobs import JobName, JobPublisher
 from common.logging import get_logger
@@ -26,6 +27,7 @@ async def scan(runtime: WorkerRuntime, now: datetime) -> int:
     claimed = sum(len(batch.task_ids) for batch in batches)
     if claimed:
         log.info("reminders_claimed", tasks=claimed, users=len(batches))
+        await jobstats.record(runtime.redis, "reminders", {"claimed": claimed})
     return claimed
 
 
@@ -59,9 +61,12 @@ async def send_digest(
                 for task in tasks
             ],
         )
-        return await deliver_once(
+        sent = await deliver_once(
             session, settings, idempotency_key=f"reminder:{batch_id}", to=user.email, mail=mail
         )
+    if sent:
+        await jobstats.record(runtime.redis, "mails", {"due_reminder": 1})
+    return sent
 
 
 @app.task(name=JobName.SCAN_DUE_REMINDERS, soft_time_limit=50, time_limit=60)
