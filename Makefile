@@ -20,7 +20,7 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --all-groups --compile-bytecode
 	@touch $@
 
 install: .venv/.synced ## create .venv with the locked dependencies

@@ -73,6 +73,7 @@ from alembic.config import Config  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.exc import DBAPIError  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker  # noqa: E402
 
 from api.main import create_app  # noqa: E402
@@ -199,9 +200,18 @@ async def client(app: FastAPI, test_resources: Resources) -> AsyncIterator[httpx
 
 
 async def _truncate_all(resources: Resources) -> None:
+    """Empty every table; retried, since a worker process may still hold locks briefly."""
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    async with resources.engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    for attempt in range(5):
+        try:
+            async with resources.engine.begin() as connection:
+                await connection.execute(text("SET LOCAL lock_timeout = '5s'"))
+                await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+            return
+        except DBAPIError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.5)
 
 
 @pytest.fixture
@@ -240,10 +250,11 @@ def mailbox(smtp_server: SMTPServer) -> Iterator[MailCatcher]:
     smtp_server.catcher.clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker(
     database: str, smtp_server: SMTPServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
+    """A real worker for one test module (so no worker is left consuming in other modules)."""
     worker = WorkerProcess(env={}, log_path=tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()
     yield worker

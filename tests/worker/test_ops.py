@@ -69,7 +69,11 @@ def test_beat_writes_its_heartbeat(tmp_path: Path, database: str) -> None:
 @pytest.fixture
 def flower(database: str) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "TASKPIPE_FLOWER_PORT": str(port), "TASKPIPE_FLOWER_PASSWORD": "s3cret-flower"}
+    env = {
+        **os.environ,
+        "TASKPIPE_FLOWER_PORT": str(port),
+        "TASKPIPE_FLOWER_PASSWORD": "s3cret-flower",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "worker.flower"],
         cwd=ROOT,
