@@ -1,0 +1,78 @@
+"""Alembic owns the schema: it upgrades, downgrades and upgrades again, and matches the models."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from common.db.base import Base
+from tests.conftest import _BASE_DB_URL, _server_dsn, alembic_config
+
+SCRATCH = f"taskpipe_migrations_{uuid.uuid4().hex[:8]}"
+SCRATCH_URL = _BASE_DB_URL.set(database=SCRATCH).render_as_string(hide_password=False)
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(_server_dsn("postgres"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+def scratch_database() -> Iterator[str]:
+    asyncio.run(_admin(f'CREATE DATABASE "{SCRATCH}"'))
+    yield SCRATCH_URL
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+
+
+def _alembic(url: str, action: str, target: str) -> None:
+    config = alembic_config()
+    config.attributes["database_url"] = url
+    getattr(command, action)(config, target)
+
+
+def _schema_state(url: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    async def inspect_db() -> tuple[list[str], list[tuple[object, ...]]]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+
+                def read(sync: Connection) -> tuple[list[str], list[tuple[object, ...]]]:
+                    tables = sorted(inspect(sync).get_table_names())
+                    diff = compare_metadata(
+                        MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                    )
+                    return tables, diff
+
+                return await connection.run_sync(read)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(inspect_db())
+
+
+def test_upgrade_downgrade_upgrade_and_models_match(scratch_database: str) -> None:
+    _alembic(scratch_database, "upgrade", "head")
+    tables, diff = _schema_state(scratch_database)
+    assert set(Base.metadata.tables) <= set(tables)
+    assert diff == [], diff
+
+    _alembic(scratch_database, "downgrade", "base")
+    tables, _ = _schema_state(scratch_database)
+    assert tables == ["alembic_version"]
+
+    _alembic(scratch_database, "upgrade", "head")
+    tables, diff = _schema_state(scratch_database)
+    assert set(Base.metadata.tables) <= set(tables)
+    assert diff == []
