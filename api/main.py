@@ -13,7 +13,7 @@ from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.problems import Problem, problem_responses
 from api.resources import Resources
-from api.routers import auth, health, users
+from api.routers import auth, categories, health, tasks, users
 from common.config import Settings, get_settings
 from common.logging import configure_logging
 
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(tasks.router)
+    app.include_router(categories.router)
     _register_problem_schema(app)
     return app
 
@@ -81,15 +83,24 @@ def _register_problem_schema(app: FastAPI) -> None:
         bad_request = problem_responses(400)[400]
         for operation in _operations(schema):
             responses = operation.get("responses", {})
-            if responses.pop("422", None) is not None and "400" not in responses:
-                responses["400"] = {
-                    "description": bad_request["description"],
-                    "content": bad_request["content"],
-                }
+            if _is_fastapi_default_422(responses.get("422")):
+                del responses["422"]
+                responses.setdefault(
+                    "400",
+                    {"description": bad_request["description"], "content": bad_request["content"]},
+                )
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _is_fastapi_default_422(response: dict[str, Any] | None) -> bool:
+    """FastAPI's own 422 (a route may document a 422 of its own, e.g. idempotency-key-reused)."""
+    if response is None:
+        return False
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
 
 
 def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:

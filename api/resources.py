@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.auth.lockout import LoginLockout
 from common.auth.revocation import TokenRevocations
+from common.cache import ResponseCache
 from common.config import Settings
 from common.db.session import create_engine, create_session_factory
 from common.jobs import JobPublisher, create_producer
@@ -28,6 +29,7 @@ class Resources:
     lockout: LoginLockout
     revocations: TokenRevocations
     publisher: JobPublisher
+    cache: ResponseCache
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
@@ -44,6 +46,7 @@ class Resources:
             lockout=LoginLockout(redis, limiter, settings),
             revocations=TokenRevocations(redis, settings.access_token_ttl),
             publisher=JobPublisher(create_producer(settings)),
+            cache=ResponseCache(redis, ttl_seconds=settings.cache_ttl_seconds),
         )
 
     async def close(self) -> None:

@@ -63,12 +63,21 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),
         CheckConstraint("version >= 1", name="version_positive"),
+        # Small thanks to B-tree deduplication: counts of a user's tasks are index-only scans.
+        Index("ix_tasks_user_live", "user_id", postgresql_where=LIVE),
         Index("ix_tasks_user_created", "user_id", "created_at", "id", postgresql_where=LIVE),
         Index("ix_tasks_user_updated", "user_id", "updated_at", "id", postgresql_where=LIVE),
         Index("ix_tasks_user_due", "user_id", "due_date", "id", postgresql_where=LIVE),
         Index("ix_tasks_user_status", "user_id", "status", "created_at", postgresql_where=LIVE),
         Index("ix_tasks_user_priority", "user_id", "priority", "created_at", postgresql_where=LIVE),
         Index("ix_tasks_user_title", "user_id", "title", "id", postgresql_where=LIVE),
+        Index(
+            "ix_tasks_user_open_due",
+            "user_id",
+            "due_date",
+            "id",
+            postgresql_where=text("deleted_at IS NULL AND status IN ('pending', 'in_progress')"),
+        ),
         Index(
             "ix_tasks_search_trgm",
             text("(lower(title || ' ' || coalesce(description, ''))) gin_trgm_ops"),

@@ -1,0 +1,297 @@
+"""Tasks: create, read, list, update (optimistic locking), delete, and their categories."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import status as http
+from starlette.responses import Response
+
+from api.deps import CurrentPrincipal, ResourcesDep, UnitOfWorkDep
+from api.http_cache import (
+    ETAG_HEADER,
+    NOT_MODIFIED,
+    conditional_json_response,
+    documented_problems,
+    etag_for,
+    json_response,
+    match,
+)
+from api.schemas.tasks import QueryDateTime, TaskCreate, TaskOut, TaskPage, TaskUpdate
+from common.idempotency import IdempotencyStore, StoredResponse, fingerprint, validate_key
+from common.tasks.errors import PreconditionRequired
+from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
+from common.tasks.schemas import render_task
+from common.tasks.service import NewTask, Precondition, TaskService
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+
+NOT_YOURS = "Another user's task answers 404, exactly like a missing or deleted one."
+
+
+async def get_task_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> TaskService:
+    return TaskService(uow, resources.cache)
+
+
+TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
+TaskId = Annotated[uuid.UUID, Path(description="The task's id (a malformed one is a 400)")]
+CategoryId = Annotated[uuid.UUID, Path(description="The category's id (a malformed one is a 400)")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description='The ETag you read, e.g. `"3f2b…"`; a stale one gives 412. '
+        "`*` updates whatever the current version is (last writer wins).",
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None, Header(description="An ETag you hold; 304 without a body when it is current")
+]
+
+
+def _location(task_id: uuid.UUID) -> str:
+    return f"{router.prefix}/{task_id}"
+
+
+def _if_match(header: str | None) -> Precondition | None:
+    if header is None:
+        return None
+    return lambda task: match(header, etag_for(render_task(task)))
+
+
+@router.post(
+    "",
+    status_code=http.HTTP_201_CREATED,
+    response_model=TaskOut,
+    summary="Create a task",
+    description="New tasks are `pending` and `medium` unless said otherwise. With an "
+    "`Idempotency-Key` header a retried request (same key, same body, within 24 h) returns the "
+    "first response with `Idempotent-Replayed: true` and creates nothing; the same key with a "
+    "different body is a 422, and a duplicate sent while the first is still running a 409.",
+    responses={
+        201: {"headers": {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
+        **documented_problems(400, 401, 409, 413, 422),
+    },
+)
+async def create_task(
+    body: TaskCreate,
+    principal: CurrentPrincipal,
+    tasks: TaskServiceDep,
+    resources: ResourcesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Any unique string of up to 255 visible ASCII characters (a UUID)",
+        ),
+    ] = None,
+) -> Response:
+    if idempotency_key is None:
+        task = await tasks.create(principal.user_id, NewTask(**body.model_dump()))
+        return _created(render_task(task), task.id)
+    store = IdempotencyStore(
+        resources.redis, ttl_seconds=resources.settings.idempotency_ttl_seconds
+    )
+    request = fingerprint("POST /api/v1/tasks", body.model_dump(mode="json", exclude_unset=True))
+    claim = await store.begin(principal.user_id, validate_key(idempotency_key), request)
+    if isinstance(claim, StoredResponse):
+        replayed_id = uuid.UUID(orjson.loads(claim.body)["id"])
+        return _created(claim.body, replayed_id, status_code=claim.status, replayed=True)
+    try:
+        task = await tasks.create(principal.user_id, NewTask(**body.model_dump()))
+    except BaseException:
+        await store.release(claim)
+        raise
+    rendered = render_task(task)
+    await store.complete(claim, http.HTTP_201_CREATED, rendered)
+    return _created(rendered, task.id)
+
+
+def _created(
+    body: bytes,
+    task_id: uuid.UUID,
+    *,
+    status_code: int = http.HTTP_201_CREATED,
+    replayed: bool = False,
+) -> Response:
+    headers = {"Location": _location(task_id)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(body, status_code=status_code, headers=headers)
+
+
+@router.get(
+    "",
+    response_model=TaskPage,
+    summary="List your tasks",
+    description="Filters combine with AND; `status`, `priority` and `category_id` take several "
+    "values (repeated or comma-separated) and match any of them. A page past the end is an "
+    "empty `items` list. Pages are served from a per-user cache that every write invalidates; "
+    "send `If-None-Match` to get a 304 when nothing changed.",
+    responses={200: {"headers": ETAG_HEADER}, **NOT_MODIFIED, **documented_problems(400, 401)},
+)
+async def list_tasks(
+    principal: CurrentPrincipal,
+    tasks: TaskServiceDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 20,
+    status: Annotated[
+        list[str] | None,
+        Query(
+            description="`pending`, `in_progress`, `completed`, `cancelled`",
+            examples=["pending,in_progress"],
+        ),
+    ] = None,
+    priority: Annotated[
+        list[str] | None, Query(description="`low`, `medium`, `high`", examples=["high"])
+    ] = None,
+    category_id: Annotated[
+        list[str] | None, Query(description="Tasks in any of these categories (UUIDs)")
+    ] = None,
+    due_from: Annotated[
+        QueryDateTime | None,
+        Query(
+            description="Due at or after (ISO 8601 with a time zone)",
+            examples=["2026-12-01T00:00:00Z"],
+        ),
+    ] = None,
+    due_to: Annotated[
+        QueryDateTime | None,
+        Query(
+            description="Due at or before (ISO 8601 with a time zone)",
+            examples=["2026-12-31T23:59:59Z"],
+        ),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Case-insensitive text in the title or description"),
+    ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="true: due in the past and still pending or in progress; false: not"),
+    ] = None,
+    sort: Annotated[
+        list[str] | None,
+        Query(
+            description=f"Comma list of {', '.join(f'`{f}`' for f in SORT_FIELDS)}, each "
+            "optionally prefixed with `-` for descending (default `-created_at`). Ties are "
+            "broken by `created_at` (after `priority` or `status`) and then `id`, in the "
+            "direction of the last key. Tasks without a due date sort after all others in "
+            "ascending order and before them in descending order; `status` sorts alphabetically.",
+            examples=["-priority,due_date"],
+        ),
+    ] = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    query = parse_list_query(
+        page=page,
+        limit=limit,
+        status=status,
+        priority=priority,
+        category_id=category_id,
+        due_from=due_from,
+        due_to=due_to,
+        q=q,
+        overdue=overdue,
+        sort=sort,
+    )
+    body = await tasks.list_json(principal.user_id, query)
+    return conditional_json_response(body, if_none_match)
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="Read a task",
+    description=f"{NOT_YOURS} Send `If-None-Match` to get a 304 when it did not change.",
+    responses={200: {"headers": ETAG_HEADER}, **NOT_MODIFIED, **documented_problems(400, 401, 404)},
+)
+async def get_task(
+    task_id: TaskId,
+    principal: CurrentPrincipal,
+    tasks: TaskServiceDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    return conditional_json_response(
+        await tasks.get_json(principal.user_id, task_id), if_none_match
+    )
+
+
+@router.patch(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="Change a task",
+    description="Optimistic locking: send the `version` you read (stale: 409 with "
+    "`current_version`) or the ETag you read in `If-Match` (stale: 412). With neither the "
+    "answer is 428. Every change bumps `version` and the ETag; sending only unchanged values "
+    "changes nothing. Setting the status to `completed` sets `completed_at`, leaving it "
+    "clears it; changing `due_date` re-arms its reminder. " + NOT_YOURS,
+    responses={200: {"headers": ETAG_HEADER}, **documented_problems(400, 401, 404, 409, 412, 428)},
+)
+async def update_task(
+    task_id: TaskId,
+    body: TaskUpdate,
+    principal: CurrentPrincipal,
+    tasks: TaskServiceDep,
+    if_match: IfMatch = None,
+) -> Response:
+    if body.version is None and if_match is None:
+        raise PreconditionRequired(
+            "Send the version you read in the body (`version`) or its ETag in If-Match"
+        )
+    task = await tasks.update(
+        principal.user_id,
+        task_id,
+        body.changes(),
+        expected_version=body.version,
+        precondition=_if_match(if_match),
+    )
+    return json_response(render_task(task))
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=http.HTTP_204_NO_CONTENT,
+    summary="Delete a task",
+    description="The task disappears at once from every read and write (404 from then on) and "
+    "is purged later. An optional If-Match makes the delete conditional (stale: 412). " + NOT_YOURS,
+    responses=documented_problems(400, 401, 404, 412),
+)
+async def delete_task(
+    task_id: TaskId, principal: CurrentPrincipal, tasks: TaskServiceDep, if_match: IfMatch = None
+) -> Response:
+    await tasks.delete(principal.user_id, task_id, precondition=_if_match(if_match))
+    return Response(status_code=http.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{task_id}/categories/{category_id}",
+    response_model=TaskOut,
+    summary="Put a task in a category",
+    description="Answers the task with its categories. Bumps the task's `version`. A category "
+    "the task already has is a 400 (`category-already-assigned`). Another user's task or "
+    "category answers 404, exactly like a missing one.",
+    responses={200: {"headers": ETAG_HEADER}, **documented_problems(400, 401, 404)},
+)
+async def assign_category(
+    task_id: TaskId, category_id: CategoryId, principal: CurrentPrincipal, tasks: TaskServiceDep
+) -> Response:
+    task = await tasks.assign_category(principal.user_id, task_id, category_id)
+    return json_response(render_task(task))
+
+
+@router.delete(
+    "/{task_id}/categories/{category_id}",
+    status_code=http.HTTP_204_NO_CONTENT,
+    summary="Take a task out of a category",
+    description="Bumps the task's `version`. 404 when the task does not have the category, "
+    "and for another user's task or category.",
+    responses=documented_problems(400, 401, 404),
+)
+async def remove_category(
+    task_id: TaskId, category_id: CategoryId, principal: CurrentPrincipal, tasks: TaskServiceDep
+) -> Response:
+    await tasks.remove_category(principal.user_id, task_id, category_id)
+    return Response(status_code=http.HTTP_204_NO_CONTENT)

@@ -1,0 +1,50 @@
+"""Category request bodies (responses are rendered in `common.categories.schemas`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, field_validator
+
+from api.schemas.base import RequestModel
+from api.schemas.tasks import single_line
+from common.categories.schemas import CategoryList, CategoryOut
+
+__all__ = ["CategoryCreate", "CategoryList", "CategoryOut", "CategoryUpdate"]
+
+CategoryName = Annotated[
+    str,
+    Field(min_length=3, max_length=50, examples=["Work"]),
+    AfterValidator(single_line),
+]
+Color = Annotated[
+    str,
+    Field(
+        pattern=r"^#[0-9A-Fa-f]{6}$",
+        description="`#RRGGBB`; stored and returned in upper case",
+        examples=["#1e90ff"],
+    ),
+    AfterValidator(str.upper),
+]
+
+
+class CategoryCreate(RequestModel):
+    name: CategoryName
+    color: Color | None = None
+
+
+class CategoryUpdate(RequestModel):
+    """Only the fields sent change; `color` may be set to null."""
+
+    name: CategoryName | None = None
+    color: Color | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("May not be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)

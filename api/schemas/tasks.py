@@ -1,0 +1,111 @@
+"""Task request bodies (responses are rendered in `common.tasks.schemas`, re-exported here)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, field_validator
+
+from api.schemas.base import RequestModel
+from common.models import TaskPriority, TaskStatus
+from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage
+
+__all__ = [
+    "DueDate",
+    "QueryDateTime",
+    "TaskCategoryOut",
+    "TaskCreate",
+    "TaskOut",
+    "TaskPage",
+    "TaskUpdate",
+]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def single_line(value: str) -> str:
+    """No control characters (they break logs and UIs; NUL cannot be stored) nor lone
+    surrogates (not encodable as UTF-8)."""
+    if _CONTROL.search(value):
+        raise ValueError("Control characters are not allowed")
+    return value
+
+
+def multi_line(value: str) -> str:
+    if _CONTROL_EXCEPT_NEWLINES.search(value):
+        raise ValueError("Control characters other than tab and newlines are not allowed")
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Normalise to UTC; offsets that push a date outside years 1-9999 are refused."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("Date out of range") from exc
+
+
+def _plus_from_query(value: Any) -> Any:
+    """An unencoded `+` in a query string arrives as a space: `...T10:00:00 02:00`."""
+    if isinstance(value, str):
+        return re.sub(r" (\d{2}:?\d{2})$", r"+\1", value.strip())
+    return value
+
+
+Title = Annotated[
+    str,
+    Field(min_length=3, max_length=200, examples=["Write the quarterly report"]),
+    AfterValidator(single_line),
+]
+Description = Annotated[
+    str,
+    Field(max_length=2000, examples=["Numbers from finance first"]),
+    AfterValidator(multi_line),
+]
+DueDate = Annotated[
+    AwareDatetime,
+    AfterValidator(_as_utc),
+    Field(
+        description="ISO 8601 with a time zone (`Z` or an offset); naive times are refused. "
+        "Must be in the future when set or changed.",
+        examples=["2026-12-01T17:00:00Z"],
+    ),
+]
+QueryDateTime = Annotated[AwareDatetime, BeforeValidator(_plus_from_query), AfterValidator(_as_utc)]
+Version = Annotated[int, Field(ge=1, le=2**31 - 1, examples=[3])]
+
+
+class TaskCreate(RequestModel):
+    title: Title
+    description: Description | None = None
+    due_date: DueDate | None = None
+    priority: TaskPriority = Field(default=TaskPriority.MEDIUM, examples=["high"])
+    status: TaskStatus = Field(default=TaskStatus.PENDING, examples=["pending"])
+
+
+class TaskUpdate(RequestModel):
+    """Only the fields sent change; `description` and `due_date` may be set to null."""
+
+    title: Title | None = None
+    description: Description | None = None
+    due_date: DueDate | None = None
+    priority: TaskPriority | None = Field(default=None, examples=["low"])
+    status: TaskStatus | None = Field(default=None, examples=["completed"])
+    version: Version | None = Field(
+        default=None,
+        description="The version you read. Required unless an If-Match header is sent; "
+        "a stale one gives 409 with `current_version`.",
+    )
+
+    @field_validator("title", "priority", "status", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("May not be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"version"})

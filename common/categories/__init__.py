@@ -1,0 +1,1 @@
+"""Categories: a user's labels for tasks."""

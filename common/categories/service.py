@@ -1,0 +1,83 @@
+"""Category rules: per-user names unique regardless of case, live task counts, caching."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from common.cache import ResponseCache
+from common.categories.errors import CategoryNameTaken, CategoryNotFound
+from common.categories.repository import CategoryRepository
+from common.categories.schemas import CategoryWithCount, render_category_list
+from common.db.uow import UnitOfWork
+from common.logging import get_logger
+
+log = get_logger(__name__)
+
+UNIQUE_NAME_INDEX = "uq_categories_user_name"
+EDITABLE_FIELDS = frozenset({"name", "color"})
+
+
+def _is_name_conflict(exc: IntegrityError) -> bool:
+    return UNIQUE_NAME_INDEX in str(exc.orig)
+
+
+class CategoryService:
+    def __init__(self, uow: UnitOfWork, cache: ResponseCache) -> None:
+        self._uow = uow
+        self._cache = cache
+        self._categories = CategoryRepository(uow.session)
+
+    async def list_json(self, user_id: uuid.UUID) -> bytes:
+        async def build() -> bytes:
+            return render_category_list(await self._categories.list_with_counts(user_id))
+
+        return await self._cache.get_or_build(user_id, "categories", "all", build)
+
+    async def get(self, user_id: uuid.UUID, category_id: uuid.UUID) -> CategoryWithCount:
+        found = await self._categories.get_with_count(user_id, category_id)
+        if found is None:
+            raise CategoryNotFound()
+        return found
+
+    async def create(self, user_id: uuid.UUID, name: str, color: str | None) -> CategoryWithCount:
+        category = await self._categories.insert_unless_name_taken(user_id, name, color)
+        if category is None:
+            raise CategoryNameTaken(name)
+        await self._commit(user_id)
+        log.info("category_created", category_id=str(category.id))
+        return CategoryWithCount(category, 0)
+
+    async def update(
+        self, user_id: uuid.UUID, category_id: uuid.UUID, changes: dict[str, Any]
+    ) -> CategoryWithCount:
+        unknown = set(changes) - EDITABLE_FIELDS
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        if changes:
+            try:
+                async with self._uow.session.begin_nested():
+                    updated = await self._categories.update(user_id, category_id, changes)
+            except IntegrityError as exc:
+                if not _is_name_conflict(exc):
+                    raise
+                raise CategoryNameTaken(str(changes["name"])) from exc
+            if not updated:
+                raise CategoryNotFound()
+        found = await self.get(user_id, category_id)
+        if changes:
+            await self._commit(user_id)
+        return found
+
+    async def delete(self, user_id: uuid.UUID, category_id: uuid.UUID) -> None:
+        """Removes the category and its links to tasks; the tasks stay."""
+        if not await self._categories.delete(user_id, category_id):
+            raise CategoryNotFound()
+        await self._commit(user_id)
+        log.info("category_deleted", category_id=str(category_id))
+
+    async def _commit(self, user_id: uuid.UUID) -> None:
+        await self._uow.commit()
+        await self._cache.invalidate(user_id)

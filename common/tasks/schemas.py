@@ -1,0 +1,75 @@
+"""Task representations, rendered here (not in the API) because their bytes are what the
+response cache stores, and a cache warmer outside the API must produce the same bytes."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
+
+from common.models import Task, TaskPriority, TaskStatus
+
+
+class TaskCategoryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(examples=["5b0c6a1e-4d0f-4c8e-9a55-3f1f2b8f9e10"])
+    name: str = Field(examples=["Work"])
+    color: str | None = Field(examples=["#1E90FF"])
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(examples=["7d0f0c39-6a3e-4cbe-9e9e-0f7f4f1d3c1a"])
+    title: str = Field(examples=["Write the quarterly report"])
+    description: str | None = Field(examples=["Numbers from finance first"])
+    status: TaskStatus = Field(examples=["in_progress"])
+    priority: TaskPriority = Field(examples=["high"])
+    due_date: datetime | None = Field(examples=["2026-12-01T17:00:00Z"])
+    categories: list[TaskCategoryOut] = Field(
+        description="The task's categories, by name", examples=[[]]
+    )
+    version: int = Field(
+        description="Bumped by every change; send it back in PATCH (or use the ETag)",
+        examples=[3],
+    )
+    created_at: datetime = Field(examples=["2026-11-20T09:12:44Z"])
+    updated_at: datetime = Field(examples=["2026-11-24T16:03:10Z"])
+    completed_at: datetime | None = Field(
+        description="When the status last became `completed`; null otherwise", examples=[None]
+    )
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut]
+    total: int = Field(description="Tasks matching the filters, on every page", examples=[42])
+    page: int = Field(examples=[1])
+    limit: int = Field(examples=[20])
+    pages: int = Field(
+        description="Number of pages at this limit (0 when none match)", examples=[3]
+    )
+
+
+def task_out(task: Task) -> TaskOut:
+    return TaskOut.model_validate(task)
+
+
+def render_task(task: Task) -> bytes:
+    return to_json(task_out(task))
+
+
+def render_page(tasks: Sequence[Task], *, total: int, page: int, limit: int) -> bytes:
+    return to_json(
+        TaskPage(
+            items=[task_out(task) for task in tasks],
+            total=total,
+            page=page,
+            limit=limit,
+            pages=math.ceil(total / limit),
+        )
+    )

@@ -1,0 +1,185 @@
+"""Real races against committed data: each request has its own session and connection.
+
+`live_client` commits for real (and truncates afterwards), so the requests gathered here run
+concurrently in PostgreSQL and meet on its row locks and unique indexes, not in a shared
+test transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from common.tasks.repository import TaskRepository
+from tests.support.factories import register
+from tests.support.tasks import CATEGORIES, TASKS, create_category, create_task, list_tasks
+
+RACERS = 8
+
+
+async def test_racing_patches_with_the_same_version_have_exactly_one_winner(
+    live_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await register(live_client)
+    task = await create_task(live_client, account)
+    compare_and_set = TaskRepository.update_if_version
+    all_have_read = asyncio.Barrier(RACERS)
+    outcomes: list[bool] = []
+
+    async def spy(self: TaskRepository, *args: Any, **kwargs: Any) -> bool:
+        # Nobody writes until every racer has read version 1 and passed the version check:
+        # the conditional UPDATE alone must then pick the one winner.
+        await asyncio.wait_for(all_have_read.wait(), timeout=10)
+        outcome = await compare_and_set(self, *args, **kwargs)
+        outcomes.append(outcome)
+        return outcome
+
+    monkeypatch.setattr(TaskRepository, "update_if_version", spy)
+
+    async def edit(i: int) -> httpx.Response:
+        return await live_client.patch(
+            f"{TASKS}/{task['id']}",
+            json={"version": 1, "title": f"Edit {i}"},
+            headers=account.headers,
+        )
+
+    responses = await asyncio.gather(*(edit(i) for i in range(RACERS)))
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {200: 1, 409: RACERS - 1}, statuses
+    (winner,) = [r.json() for r in responses if r.status_code == 200]
+    assert winner["version"] == 2
+    assert {r.json()["current_version"] for r in responses if r.status_code == 409} == {2}
+    final = (await live_client.get(f"{TASKS}/{task['id']}", headers=account.headers)).json()
+    assert final["title"] == winner["title"]
+    assert final["version"] == 2
+    assert sorted(outcomes) == [False] * (RACERS - 1) + [True]
+
+
+async def test_racing_patches_with_the_same_etag_have_exactly_one_winner(
+    live_client: httpx.AsyncClient,
+) -> None:
+    account = await register(live_client)
+    task = await create_task(live_client, account)
+    etag = (await live_client.get(f"{TASKS}/{task['id']}", headers=account.headers)).headers["ETag"]
+
+    async def edit(i: int) -> httpx.Response:
+        return await live_client.patch(
+            f"{TASKS}/{task['id']}",
+            json={"priority": ["low", "high"][i % 2], "title": f"Edit {i}"},
+            headers={**account.headers, "If-Match": etag},
+        )
+
+    responses = await asyncio.gather(*(edit(i) for i in range(RACERS)))
+    assert Counter(r.status_code for r in responses) == {200: 1, 412: RACERS - 1}
+
+
+async def test_a_patch_racing_a_delete_never_fails_with_a_500(
+    live_client: httpx.AsyncClient,
+) -> None:
+    account = await register(live_client)
+    for _ in range(3):
+        task = await create_task(live_client, account)
+        url = f"{TASKS}/{task['id']}"
+        patch, delete = await asyncio.gather(
+            live_client.patch(url, json={"version": 1, "title": "Racing"}, headers=account.headers),
+            live_client.delete(url, headers=account.headers),
+        )
+        assert delete.status_code == 204
+        assert patch.status_code in {200, 404}, patch.text
+    assert (await list_tasks(live_client, account))["total"] == 0
+
+
+async def test_racing_duplicate_categories_give_one_201_and_409s_never_a_500(
+    live_client: httpx.AsyncClient,
+) -> None:
+    account = await register(live_client)
+    for round_ in range(3):
+        names = [f"Race {round_}", f"RACE {round_}", f"race {round_}", f" Race {round_} "]
+        responses = await asyncio.gather(
+            *(
+                live_client.post(CATEGORIES, json={"name": name}, headers=account.headers)
+                for name in names
+            )
+        )
+        statuses = Counter(r.status_code for r in responses)
+        assert statuses == {201: 1, 409: len(names) - 1}, [r.text for r in responses]
+    listed = (await live_client.get(CATEGORIES, headers=account.headers)).json()
+    assert listed["total"] == 3
+
+
+async def test_racing_renames_to_one_name_give_one_winner(live_client: httpx.AsyncClient) -> None:
+    account = await register(live_client)
+    first = await create_category(live_client, account, "First")
+    second = await create_category(live_client, account, "Second")
+    responses = await asyncio.gather(
+        *(
+            live_client.patch(
+                f"{CATEGORIES}/{c['id']}", json={"name": "Winner"}, headers=account.headers
+            )
+            for c in (first, second)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200, 409]
+
+
+async def test_racing_assignments_of_one_category_give_one_200_and_400s(
+    live_client: httpx.AsyncClient,
+) -> None:
+    account = await register(live_client)
+    task = await create_task(live_client, account)
+    category = await create_category(live_client, account)
+    url = f"{TASKS}/{task['id']}/categories/{category['id']}"
+    responses = await asyncio.gather(
+        *(live_client.post(url, headers=account.headers) for _ in range(4))
+    )
+    assert Counter(r.status_code for r in responses) == {200: 1, 400: 3}
+    final = (await live_client.get(f"{TASKS}/{task['id']}", headers=account.headers)).json()
+    assert final["version"] == 2
+    assert len(final["categories"]) == 1
+
+
+async def test_an_assignment_racing_the_category_delete_never_fails_with_a_500(
+    live_client: httpx.AsyncClient,
+) -> None:
+    account = await register(live_client)
+    task = await create_task(live_client, account)
+    for _ in range(3):
+        category = await create_category(live_client, account)
+        assign, delete = await asyncio.gather(
+            live_client.post(
+                f"{TASKS}/{task['id']}/categories/{category['id']}", headers=account.headers
+            ),
+            live_client.delete(f"{CATEGORIES}/{category['id']}", headers=account.headers),
+        )
+        assert delete.status_code == 204
+        assert assign.status_code in {200, 404}, assign.text
+    final = (await live_client.get(f"{TASKS}/{task['id']}", headers=account.headers)).json()
+    assert final["categories"] == []
+
+
+async def test_concurrent_creates_with_one_idempotency_key_create_one_task(
+    live_client: httpx.AsyncClient,
+) -> None:
+    account = await register(live_client)
+    headers = {**account.headers, "Idempotency-Key": "concurrent-create"}
+    body: dict[str, Any] = {"title": "Only once"}
+    responses = await asyncio.gather(
+        *(live_client.post(TASKS, json=body, headers=headers) for _ in range(RACERS))
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, [r.text for r in responses]
+    created = [r for r in responses if r.status_code == 201]
+    fresh = [r for r in created if "Idempotent-Replayed" not in r.headers]
+    assert len(fresh) == 1
+    assert {r.json()["id"] for r in created} == {fresh[0].json()["id"]}
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["type"] == "urn:taskpipe:problem:idempotency-request-in-progress"
+            assert response.headers["Retry-After"] == "1"
+    assert (await list_tasks(live_client, account))["total"] == 1
+    replay = await live_client.post(TASKS, json=body, headers=headers)
+    assert replay.headers["Idempotent-Replayed"] == "true"
