@@ -53,6 +53,7 @@ app.conf.update(
         "relay-outbox": {"task": JobName.RELAY_OUTBOX, "schedule": 30.0},
         "scan-due-reminders": {"task": JobName.SCAN_DUE_REMINDERS, "schedule": 60.0},
         "purge-deleted": {"task": JobName.PURGE_DELETED, "schedule": crontab(minute="7")},
+        "warm-active-users": {"task": JobName.WARM_ACTIVE_USERS, "schedule": 600.0},
     },
     timezone="UTC",
     enable_utc=True,

@@ -26,6 +26,7 @@ from common.models import OutboxJob, User
 from common.security.passwords import PasswordHasher, password_problems
 from worker.app import app
 from worker.runtime import WorkerRuntime, run
+from worker.tasks.cache import warm_active
 from worker.tasks.maintenance import purge
 from worker.tasks.reminders import scan
 
@@ -36,6 +37,7 @@ JOBS: dict[str, tuple[str, Callable[[WorkerRuntime, datetime], Any]]] = {
         JobName.RELAY_OUTBOX,
         lambda rt, now: relay_outbox(rt.session_factory, JobPublisher(app)),
     ),
+    "warm": (JobName.WARM_ACTIVE_USERS, lambda rt, now: warm_active(rt, now)),
 }
 
 
@@ -46,7 +48,7 @@ def _print(data: object) -> None:
 def run_job(name: str, now: datetime, *, enqueue: bool) -> int:
     task_name, job = JOBS[name]
     if enqueue:
-        kwargs = {"now": now.isoformat()} if name != "relay" else {}
+        kwargs = {} if name == "relay" else {"now": now.isoformat()}
         result = app.send_task(task_name, kwargs=kwargs)
         _print({"job": name, "enqueued": result.id})
         return 0

@@ -111,8 +111,9 @@ class AuthService:
         assert user is not None
         await self._lockout.clear(email)
         user.last_seen_at = datetime.now(UTC)
-        self._uow.session.add(user)
         tokens = await self._start_session(user.id)
+        # The client's next move is almost always the task list: have it ready.
+        self._uow.enqueue(JobName.WARM_USER_CACHE, Queue.CACHE, user_id=str(user.id))
         await self._uow.commit()
         log.info("login_succeeded", user_id=str(user.id))
         return user, tokens

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +14,7 @@ from api.resources import Resources
 from common.db.uow import UnitOfWork
 from common.models import OutboxJob, Task, TaskStatus
 from common.reminders.service import claim_due_reminders
+from tests.support.factories import register
 from tests.support.rows import make_task, make_user
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
@@ -107,3 +110,41 @@ async def test_two_scans_racing_claim_each_task_once(
     async with resources.session_factory() as session:
         unclaimed = await session.execute(select(Task.id).where(Task.reminder_sent_at.is_(None)))
         assert unclaimed.all() == []
+
+
+async def test_moving_the_due_date_rearms_the_reminder(
+    client: httpx.AsyncClient, session: AsyncSession, resources: Resources
+) -> None:
+    account = await register(client)
+    headers = account.headers
+    due = datetime.now(UTC) + timedelta(days=2)
+    created = await client.post(
+        "/api/v1/tasks",
+        headers=headers,
+        json={"title": "Renew passport", "due_date": due.isoformat()},
+    )
+    assert created.status_code == 201
+    task = created.json()
+    uow = _uow(session, resources)
+    (batch,) = await claim_due_reminders(uow, due - timedelta(minutes=30))
+    assert batch.task_ids == [uuid.UUID(task["id"])]
+
+    later = due + timedelta(days=1)
+    moved = await client.patch(
+        f"/api/v1/tasks/{task['id']}",
+        headers=headers,
+        json={"due_date": later.isoformat(), "version": task["version"]},
+    )
+    assert moved.status_code == 200
+    assert await claim_due_reminders(uow, due - timedelta(minutes=30)) == []
+    (again,) = await claim_due_reminders(uow, later - timedelta(minutes=30))
+    assert again.task_ids == [uuid.UUID(task["id"])]
+
+    # A title edit is no reason to remind twice.
+    renamed = await client.patch(
+        f"/api/v1/tasks/{task['id']}",
+        headers=headers,
+        json={"title": "Renew the passport", "version": moved.json()["version"]},
+    )
+    assert renamed.status_code == 200
+    assert await claim_due_reminders(uow, later - timedelta(minutes=10)) == []

@@ -61,7 +61,9 @@ def test_jobs_run_each_job_in_process(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["jobs", "run", "relay"]) == 0
     assert _json(capsys)["result"] == 0
     assert main(["jobs", "list"]) == 0
-    assert set(_json(capsys)) == {"purge", "reminders", "relay"}
+    assert set(_json(capsys)) == {"purge", "reminders", "relay", "warm"}
+    assert main(["jobs", "run", "warm", "--now", now]) == 0
+    assert _json(capsys)["result"] == 0
 
 
 def test_jobs_can_be_enqueued_for_the_workers(capsys: pytest.CaptureFixture[str]) -> None:

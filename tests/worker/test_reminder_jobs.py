@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -37,7 +38,7 @@ async def test_a_due_task_gets_exactly_one_reminder_at_the_right_time(
     await asyncio.sleep(2)
     assert len(mailbox.to(user.email)) == 1
     assert mail["Subject"].startswith('Reminder: "Ship <the> release" is due')
-    local = due.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    local = due.astimezone(ZoneInfo("Europe/Paris"))
     assert local.strftime("%H:%M") in text_part(mail)
     assert "Europe/Paris" in text_part(mail)
     assert "Ship &lt;the&gt; release" in html_part(mail)
