@@ -13,25 +13,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.resources import Resources
 from common.auth.service import AuthService
-from common.config import Settings
 from common.db.uow import UnitOfWork
 from common.errors import Unauthorized
 from common.security.tokens import TokenClaims, decode_token
 
 
-def get_resources(request: Request) -> Resources:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in a thread pool,
+# a thread hop per dependency per request.
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
-
-
-def get_settings_dep(resources: ResourcesDep) -> Settings:
-    return resources.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 async def get_uow(resources: ResourcesDep) -> AsyncIterator[UnitOfWork]:
@@ -44,7 +38,7 @@ async def get_uow(resources: ResourcesDep) -> AsyncIterator[UnitOfWork]:
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-def get_auth_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> AuthService:
+async def get_auth_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> AuthService:
     return AuthService(
         uow,
         resources.settings,
@@ -84,7 +78,7 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
