@@ -55,7 +55,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/app/.venv \
     PATH="/app/.venv/bin:${PATH}" \
     WEB_CONCURRENCY=1 \
-    FORWARDED_ALLOW_IPS="*"
+    FORWARDED_ALLOW_IPS="127.0.0.1"
 
 RUN groupadd --system --gid 10001 taskpipe \
     && useradd --system --uid 10001 --gid taskpipe --no-create-home \

@@ -38,7 +38,7 @@ async def get_uow(resources: ResourcesDep) -> AsyncIterator[UnitOfWork]:
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-async def get_auth_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> AuthService:
+def auth_service(uow: UnitOfWork, resources: Resources) -> AuthService:
     return AuthService(
         uow,
         resources.settings,
@@ -47,6 +47,10 @@ async def get_auth_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> AuthS
         resources.lockout,
         resources.revocations,
     )
+
+
+async def get_auth_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> AuthService:
+    return auth_service(uow, resources)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]

@@ -7,6 +7,7 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -17,6 +18,13 @@ log = get_logger("taskpipe.access")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 UNMATCHED_ROUTE = "<unmatched>"
+# Metric labels come from a closed set, so no client can mint new time series.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request bodies are limited to {limit} bytes")
 
 
 def _incoming_request_id(scope: Scope) -> str:
@@ -55,6 +63,18 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            """Counts streamed (chunked) bodies, which carry no Content-Length to check."""
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
         try:
             if self._body_too_large(scope):
                 response = problem_response(
@@ -67,13 +87,14 @@ class RequestContextMiddleware:
                 )
                 await response(scope, receive, send_with_request_id)
             else:
-                await self.app(scope, receive, send_with_request_id)
+                await self.app(scope, receive_within_limit, send_with_request_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", UNMATCHED_ROUTE)
-            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            HTTP_LATENCY.labels(method, template).observe(elapsed)
             user_id = structlog.contextvars.get_contextvars().get("user_id")
             log.info(
                 "request",

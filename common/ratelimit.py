@@ -94,14 +94,3 @@ class RateLimiter:
             await self._redis.delete(f"rl:{name}:{key}")
         except REDIS_ERRORS:
             REDIS_FAILURES.labels(operation="rate_limit").inc()
-
-    async def count(self, name: str, key: str, *, window_seconds: int) -> int:
-        """Hits currently inside the window (used to decide on an account lockout)."""
-        redis_key = f"rl:{name}:{key}"
-        try:
-            now_s, now_us = await self._redis.time()
-            now_ms = now_s * 1000 + now_us // 1000
-            return int(await self._redis.zcount(redis_key, now_ms - window_seconds * 1000, "+inf"))
-        except REDIS_ERRORS:
-            REDIS_FAILURES.labels(operation="rate_limit").inc()
-            return 0

@@ -38,6 +38,8 @@ app.conf.update(
     task_default_queue=Queue.MAINTENANCE,
     task_queues=[KombuQueue(name, Exchange(name), routing_key=name) for name in Queue.ALL],
     task_routes={
+        # The relay mostly carries stranded mails: it must not wait behind an hourly purge.
+        "taskpipe.maintenance.relay_outbox": {"queue": Queue.EMAIL},
         "taskpipe.email.*": {"queue": Queue.EMAIL},
         "taskpipe.reminders.*": {"queue": Queue.EMAIL},
         "taskpipe.maintenance.*": {"queue": Queue.MAINTENANCE},

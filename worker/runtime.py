@@ -8,10 +8,11 @@ engine, created on first use (after the prefork fork) and disposed when the proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -65,10 +66,23 @@ def get_runtime() -> WorkerRuntime:
     return _runtime
 
 
-def run(job: Callable[[WorkerRuntime], Awaitable[T]]) -> T:
-    """Run a task's coroutine on this process's loop."""
+def run(job: Callable[[WorkerRuntime], Coroutine[Any, Any, T]]) -> T:
+    """Run a task's coroutine on this process's loop.
+
+    If the run is interrupted (Celery's soft time limit raises inside the loop), the coroutine
+    is cancelled and allowed to unwind, so its connections go back to the pool and the loop is
+    clean for the next job.
+    """
     runtime = get_runtime()
-    return runtime.loop.run_until_complete(job(runtime))
+    task = runtime.loop.create_task(job(runtime))
+    try:
+        return runtime.loop.run_until_complete(task)
+    except BaseException:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                runtime.loop.run_until_complete(task)
+        raise
 
 
 def shutdown_runtime() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, status
 from starlette.responses import Response
 
-from api.deps import AuthServiceDep, ClientIP
+from api.deps import AuthServiceDep, ClientIP, ResourcesDep, auth_service
 from api.problems import problem_responses
+from api.resources import Resources
 from api.schemas.auth import (
     EmailIn,
     LoginIn,
@@ -22,11 +24,28 @@ from api.schemas.auth import (
     TokenPairOut,
 )
 from api.schemas.users import UserOut
-from common.auth.service import TokenPair
+from common.auth.service import AuthService, TokenPair
+from common.db.uow import UnitOfWork
+from common.logging import get_logger
 
+log = get_logger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 MAIL_ON_ITS_WAY = "If the address belongs to an account, a mail is on its way"
+
+
+async def _after_response(
+    resources: Resources,
+    action: Callable[[AuthService, str], Awaitable[None]],
+    email: str,
+) -> None:
+    """Work that must not show in the response time: whether the address has an account
+    changes what happens (a token, a mail job), so it happens after the answer was sent."""
+    try:
+        async with resources.session_factory() as session:
+            await action(auth_service(UnitOfWork(session, resources.publisher), resources), email)
+    except Exception:  # nobody is waiting for this answer any more: log it
+        log.exception("mail_request_failed", action=action.__name__)
 
 
 def _pair_out(pair: TokenPair) -> TokenPairOut:
@@ -92,22 +111,23 @@ async def logout(body: RefreshIn, auth: AuthServiceDep) -> Response:
 @router.get(
     "/verify-email",
     summary="Verify an email address (the link in the mail)",
-    responses=problem_responses(400),
+    responses=problem_responses(400, 429, 503),
 )
 async def verify_email_link(
     token: Annotated[OpaqueToken, Query(description="The token from the mailed link")],
     auth: AuthServiceDep,
+    ip: ClientIP,
 ) -> UserOut:
-    return UserOut.model_validate(await auth.verify_email(token))
+    return UserOut.model_validate(await auth.verify_email(token, client_ip=ip))
 
 
 @router.post(
     "/verify-email",
     summary="Verify an email address with the mailed token",
-    responses=problem_responses(400),
+    responses=problem_responses(400, 429, 503),
 )
-async def verify_email(body: TokenIn, auth: AuthServiceDep) -> UserOut:
-    return UserOut.model_validate(await auth.verify_email(body.token))
+async def verify_email(body: TokenIn, auth: AuthServiceDep, ip: ClientIP) -> UserOut:
+    return UserOut.model_validate(await auth.verify_email(body.token, client_ip=ip))
 
 
 @router.post(
@@ -117,8 +137,15 @@ async def verify_email(body: TokenIn, auth: AuthServiceDep) -> UserOut:
     description="Always 202, whether or not the address has an unverified account.",
     responses=problem_responses(400, 429, 503),
 )
-async def resend_verification(body: EmailIn, auth: AuthServiceDep, ip: ClientIP) -> MessageOut:
-    await auth.resend_verification(email=str(body.email), client_ip=ip)
+async def resend_verification(
+    body: EmailIn,
+    auth: AuthServiceDep,
+    ip: ClientIP,
+    resources: ResourcesDep,
+    background: BackgroundTasks,
+) -> MessageOut:
+    await auth.limit_mail_requests(ip)
+    background.add_task(_after_response, resources, AuthService.resend_verification, body.email)
     return MessageOut(detail=MAIL_ON_ITS_WAY)
 
 
@@ -129,8 +156,15 @@ async def resend_verification(body: EmailIn, auth: AuthServiceDep, ip: ClientIP)
     description="Always 202: the answer never reveals whether the address has an account.",
     responses=problem_responses(400, 429, 503),
 )
-async def forgot_password(body: EmailIn, auth: AuthServiceDep, ip: ClientIP) -> MessageOut:
-    await auth.forgot_password(email=str(body.email), client_ip=ip)
+async def forgot_password(
+    body: EmailIn,
+    auth: AuthServiceDep,
+    ip: ClientIP,
+    resources: ResourcesDep,
+    background: BackgroundTasks,
+) -> MessageOut:
+    await auth.limit_mail_requests(ip)
+    background.add_task(_after_response, resources, AuthService.forgot_password, body.email)
     return MessageOut(detail=MAIL_ON_ITS_WAY)
 
 
@@ -138,8 +172,8 @@ async def forgot_password(body: EmailIn, auth: AuthServiceDep, ip: ClientIP) -> 
     "/reset-password",
     summary="Set a new password with the mailed token",
     description="The token is single-use; every session of the account is ended.",
-    responses=problem_responses(400),
+    responses=problem_responses(400, 429, 503),
 )
-async def reset_password(body: ResetPasswordIn, auth: AuthServiceDep) -> MessageOut:
-    await auth.reset_password(token=body.token, new_password=body.new_password)
+async def reset_password(body: ResetPasswordIn, auth: AuthServiceDep, ip: ClientIP) -> MessageOut:
+    await auth.reset_password(token=body.token, new_password=body.new_password, client_ip=ip)
     return MessageOut(detail="Password changed; log in again")

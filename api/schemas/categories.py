@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, field_validator
 
-from api.schemas.base import RequestModel
-from api.schemas.tasks import single_line
+from api.schemas.base import RequestModel, single_line
 from common.categories.schemas import CategoryList, CategoryOut
 
 __all__ = ["CategoryCreate", "CategoryList", "CategoryOut", "CategoryUpdate"]

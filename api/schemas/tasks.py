@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, field_validator
 
-from api.schemas.base import RequestModel
+from api.schemas.base import RequestModel, multi_line, single_line
 from common.models import TaskPriority, TaskStatus
 from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage
 
@@ -21,23 +21,6 @@ __all__ = [
     "TaskPage",
     "TaskUpdate",
 ]
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def single_line(value: str) -> str:
-    """No control characters (they break logs and UIs; NUL cannot be stored) nor lone
-    surrogates (not encodable as UTF-8)."""
-    if _CONTROL.search(value):
-        raise ValueError("Control characters are not allowed")
-    return value
-
-
-def multi_line(value: str) -> str:
-    if _CONTROL_EXCEPT_NEWLINES.search(value):
-        raise ValueError("Control characters other than tab and newlines are not allowed")
-    return value
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, EmailStr, Field
 
-from api.schemas.base import RequestModel, ResponseModel
+from api.schemas.base import RequestModel, ResponseModel, single_line
 
 
 def _strip(value: object) -> object:
@@ -15,14 +15,17 @@ def _strip(value: object) -> object:
 
 
 FullName = Annotated[
-    str, BeforeValidator(_strip), Field(min_length=1, max_length=100, examples=["Ada Lovelace"])
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1, max_length=100, examples=["Ada Lovelace"]),
+    AfterValidator(single_line),
 ]
 
 
 def _known_time_zone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a folder
         raise ValueError("Unknown IANA time zone") from exc
     return name
 

@@ -49,18 +49,15 @@ class AuthRepository:
         )
         return list(result.scalars())
 
-    async def get_action_token_for_update(
-        self, token_hash: str, purpose: ActionTokenPurpose
+    async def get_action_token(
+        self, token_hash: str, purpose: ActionTokenPurpose, *, for_update: bool = False
     ) -> ActionToken | None:
-        stmt = (
-            select(ActionToken)
-            .where(ActionToken.token_hash == token_hash, ActionToken.purpose == purpose)
-            .with_for_update()
+        stmt = select(ActionToken).where(
+            ActionToken.token_hash == token_hash, ActionToken.purpose == purpose
         )
+        if for_update:  # and refresh a copy loaded earlier in this session
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return (await self._session.execute(stmt)).scalar_one_or_none()
-
-    async def get_action_token(self, token_id: uuid.UUID) -> ActionToken | None:
-        return await self._session.get(ActionToken, token_id)
 
     async def retire_action_tokens(
         self, user_id: uuid.UUID, purpose: ActionTokenPurpose, now: datetime

@@ -1,15 +1,15 @@
 """Stateless access tokens made revocable: Redis remembers revoked sessions for one access TTL.
 
-Logout, refresh-token reuse and password resets must end access at once, not when the access
-token expires. Each check is one Redis round trip; when Redis is down the check fails open (the
-token's signature and expiry still hold) and the failure is logged and counted.
+Logout, refresh-token reuse and password resets (which end every session of the account) must
+end access at once, not when the access token expires. Each check is one Redis round trip; when
+Redis is down the check fails open (the token's signature and expiry still hold) and the failure
+is logged and counted.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -23,10 +23,6 @@ log = get_logger(__name__)
 
 def _family_key(family_id: uuid.UUID) -> str:
     return f"revoked:family:{family_id}"
-
-
-def _user_key(user_id: uuid.UUID) -> str:
-    return f"revoked:user:{user_id}"
 
 
 class TokenRevocations:
@@ -47,24 +43,13 @@ class TokenRevocations:
             REDIS_FAILURES.labels(operation="revocation").inc()
             log.error("token_revocation_unavailable", error=str(exc))
 
-    async def revoke_user_tokens_before(self, user_id: uuid.UUID, moment: datetime) -> None:
-        try:
-            await self._redis.set(_user_key(user_id), str(int(moment.timestamp())), ex=self._ttl)
-        except REDIS_ERRORS as exc:
-            REDIS_FAILURES.labels(operation="revocation").inc()
-            log.error("token_revocation_unavailable", error=str(exc))
-
     async def is_revoked(self, claims: TokenClaims) -> bool:
-        keys = [_user_key(claims.user_id)]
-        if claims.family_id is not None:
-            keys.append(_family_key(claims.family_id))
+        """Every access token names its session (`fam`); one GET tells if it was ended."""
+        if claims.family_id is None:
+            return True  # not one of ours: every token we issue carries its session
         try:
-            values = await self._redis.mget(keys)
+            return bool(await self._redis.exists(_family_key(claims.family_id)))
         except REDIS_ERRORS as exc:
             REDIS_FAILURES.labels(operation="revocation").inc()
             log.warning("token_revocation_check_skipped", error=str(exc))
             return False
-        revoked_before, family_revoked = values[0], values[1] if len(values) > 1 else None
-        if family_revoked is not None:
-            return True
-        return revoked_before is not None and claims.issued_at.timestamp() < int(revoked_before)

@@ -14,7 +14,6 @@ from common.auth.revocation import TokenRevocations
 from common.config import Settings
 from common.db.uow import UnitOfWork
 from common.errors import (
-    AccountLocked,
     EmailAlreadyRegistered,
     InvalidCredentials,
     InvalidInput,
@@ -98,14 +97,12 @@ class AuthService:
             self._settings.login_rate_limit,
             self._settings.login_rate_window_seconds,
         )
-        retry_after = await self._lockout.retry_after(email)
-        if retry_after is not None:
-            raise AccountLocked(retry_after)
+        attempt = await self._lockout.begin_attempt(email)
         user = await self._users.get_by_email(email)
         # Release the connection before the slow hash: a login burst must not drain the pool.
         await self._uow.session.commit()
         if not await self._hasher.verify(password, user.password_hash if user else None):
-            await self._lockout.record_failure(email)
+            await self._lockout.record_failure(email, attempt)
             log.info("login_failed", reason="bad_credentials")
             raise InvalidCredentials("Invalid email or password")
         assert user is not None
@@ -154,7 +151,8 @@ class AuthService:
         await self._uow.commit()
         await self._revocations.revoke_families([family.id])
 
-    async def verify_email(self, token: str) -> User:
+    async def verify_email(self, token: str, *, client_ip: str) -> User:
+        await self._limit_token_guesses(client_ip)
         action = await self._use_action_token(token, ActionTokenPurpose.VERIFY_EMAIL)
         user = await self._users.get(action.user_id, for_update=True)
         assert user is not None  # tokens cascade with their user
@@ -164,15 +162,23 @@ class AuthService:
         log.info("email_verified", user_id=str(user.id))
         return user
 
-    async def resend_verification(self, *, email: str, client_ip: str) -> None:
-        """Mail a fresh link if the account exists and is unverified; never says which."""
-        email = email.lower()
+    async def limit_mail_requests(self, client_ip: str) -> None:
+        """The per-IP limit of resend-verification and forgot-password (a visible 429)."""
         await self._enforce_limit(
             "email_ip",
             client_ip,
             self._settings.email_rate_limit * 10,
             self._settings.email_rate_window_seconds,
         )
+
+    async def resend_verification(self, email: str) -> None:
+        """Mail a fresh link if the account exists and is unverified.
+
+        Runs after the response was sent (see the router), so the answer takes the same time
+        whether or not the address has an account; the per-address limit is silent for the
+        same reason.
+        """
+        email = email.lower()
         if not await self._within_email_limit("verify", email):
             return
         user = await self._users.get_by_email(email)
@@ -181,14 +187,9 @@ class AuthService:
         await self._create_action_token(user, ActionTokenPurpose.VERIFY_EMAIL)
         await self._uow.commit()
 
-    async def forgot_password(self, *, email: str, client_ip: str) -> None:
+    async def forgot_password(self, email: str) -> None:
+        """Mail a reset link if the account exists; runs after the response, like the above."""
         email = email.lower()
-        await self._enforce_limit(
-            "email_ip",
-            client_ip,
-            self._settings.email_rate_limit * 10,
-            self._settings.email_rate_window_seconds,
-        )
         if not await self._within_email_limit("reset", email):
             return
         user = await self._users.get_by_email(email)
@@ -197,7 +198,11 @@ class AuthService:
         await self._create_action_token(user, ActionTokenPurpose.RESET_PASSWORD)
         await self._uow.commit()
 
-    async def reset_password(self, *, token: str, new_password: str) -> None:
+    async def reset_password(self, *, token: str, new_password: str, client_ip: str) -> None:
+        await self._limit_token_guesses(client_ip)
+        # Only a live token earns the (deliberately slow) hash, computed with no connection held.
+        await self._find_usable_action_token(token, ActionTokenPurpose.RESET_PASSWORD)
+        await self._uow.session.commit()
         password_hash = await self._hasher.hash(new_password)
         action = await self._use_action_token(token, ActionTokenPurpose.RESET_PASSWORD)
         user = await self._users.get(action.user_id, for_update=True)
@@ -211,16 +216,21 @@ class AuthService:
         families = await self._tokens.revoke_all_families(user.id, "password_reset", now)
         await self._uow.commit()
         await self._revocations.revoke_families(families)
-        await self._revocations.revoke_user_tokens_before(user.id, now)
         await self._lockout.clear(user.email)
         log.info("password_reset", user_id=str(user.id), sessions_revoked=len(families))
 
-    async def _use_action_token(self, token: str, purpose: ActionTokenPurpose) -> ActionToken:
-        action = await self._tokens.get_action_token_for_update(hash_token(token), purpose)
-        now = datetime.now(UTC)
-        if action is None or action.used_at is not None or action.expires_at <= now:
+    async def _find_usable_action_token(
+        self, token: str, purpose: ActionTokenPurpose, *, lock: bool = False
+    ) -> ActionToken:
+        action = await self._tokens.get_action_token(hash_token(token), purpose, for_update=lock)
+        if action is None or action.used_at is not None or action.expires_at <= datetime.now(UTC):
             raise InvalidInput("The link is invalid, expired or already used", field="token")
-        action.used_at = now
+        return action
+
+    async def _use_action_token(self, token: str, purpose: ActionTokenPurpose) -> ActionToken:
+        """Lock and spend a single-use token (two concurrent uses: one wins, one gets 400)."""
+        action = await self._find_usable_action_token(token, purpose, lock=True)
+        action.used_at = datetime.now(UTC)
         return action
 
     async def _create_action_token(self, user: User, purpose: ActionTokenPurpose) -> None:
@@ -280,6 +290,14 @@ class AuthService:
                 "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
             )
         raise RateLimited("Too many requests; slow down", headers=result.headers)
+
+    async def _limit_token_guesses(self, client_ip: str) -> None:
+        await self._enforce_limit(
+            "token_ip",
+            client_ip,
+            self._settings.login_rate_limit,
+            self._settings.login_rate_window_seconds,
+        )
 
     async def _within_email_limit(self, kind: str, email: str) -> bool:
         result = await self._limiter.hit(

@@ -179,3 +179,15 @@ async def test_a_verification_token_is_no_reset_token(
     token = await _verification_token(broker, settings)
     response = await client.post(RESET, json={"token": token, "new_password": NEW_PASSWORD})
     assert response.status_code == 400
+
+
+async def test_token_guessing_on_reset_and_verify_is_rate_limited_per_ip(
+    client: httpx.AsyncClient, configure
+) -> None:  # type: ignore[no-untyped-def]
+    configure(login_rate_limit=3)
+    for _ in range(3):
+        response = await client.post(RESET, json={"token": "bogus", "new_password": NEW_PASSWORD})
+        assert response.status_code == 400
+    limited = await client.post(RESET, json={"token": "bogus", "new_password": NEW_PASSWORD})
+    assert limited.status_code == 429
+    assert (await client.get(VERIFY, params={"token": "bogus"})).status_code == 429

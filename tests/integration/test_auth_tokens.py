@@ -220,3 +220,14 @@ async def test_a_valid_token_for_a_deleted_account_is_401(
 ) -> None:
     ghost = tokens.signed(settings, tokens.claims(str(uuid.uuid4())))
     assert (await client.get(ME, headers={"Authorization": f"Bearer {ghost}"})).status_code == 401
+
+
+async def test_concurrent_guesses_cannot_outrun_the_lockout(live_client: httpx.AsyncClient) -> None:
+    import asyncio
+
+    account = await register(live_client)
+    guesses = [login(live_client, account.email, f"Wrong-Password-{i}") for i in range(18)]
+    statuses = [response.status_code for response in await asyncio.gather(*guesses)]
+    assert statuses.count(401) <= 5  # never more password checks than the limit allows
+    assert statuses.count(423) >= 13
+    assert (await login(live_client, account.email, PASSWORD)).status_code == 423

@@ -88,3 +88,23 @@ async def test_metrics_include_worker_totals_kept_in_redis(
     assert 'taskpipe_purged_rows_total{table="tasks"} 10' in text
     assert "sent_emails" not in text
     assert "# TYPE taskpipe_mails_total counter" in text
+
+
+async def test_a_chunked_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(6):
+            yield b"x" * 1_000_000
+
+    response = await client.post(
+        "/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["type"] == "urn:taskpipe:problem:payload-too-large"
+
+
+async def test_made_up_methods_do_not_mint_metric_series(client: httpx.AsyncClient) -> None:
+    for method in ["X0ZZY", "X1ZZY"]:
+        await client.request(method, "/health")
+    text = (await client.get("/metrics")).text
+    assert "X0ZZY" not in text
+    assert 'method="OTHER"' in text

@@ -130,9 +130,10 @@ FILTERS: dict[str, tuple[dict[str, Any], set[str]]] = {
         {"due_from": NOW + timedelta(days=1), "due_to": NOW + timedelta(days=3)},
         {"ix_tasks_user_due"},
     ),
+    # The planner may drive from the links or from the user's live tasks; both avoid a scan.
     "category": (
         {"category_id": [str(CATEGORY)]},
-        {"pk_task_categories", "ix_task_categories_category_id"},
+        {"pk_task_categories", "ix_task_categories_category_id", "ix_tasks_user_live"},
     ),
     "search": ({"q": "Needle 42"}, {"ix_tasks_search_trgm"}),
     "overdue": ({"overdue": True}, {"ix_tasks_user_open_due"}),

@@ -60,3 +60,29 @@ async def test_patch_me_rejects_bad_input(
 async def test_me_requires_a_token(client: httpx.AsyncClient) -> None:
     assert (await client.get(ME)).status_code == 401
     assert (await client.patch(ME, json={"full_name": "x"})).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"timezone": "America"},
+        {"timezone": "Europe/"},
+        {"full_name": "Ada\u0000Lovelace"},
+        {"full_name": "Ada\nL"},
+    ],
+)
+async def test_patch_me_refuses_what_would_otherwise_break_storage(
+    client: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    account = await register(client)
+    response = await client.patch(ME, headers=account.headers, json=body)
+    assert response.status_code == 400
+
+
+async def test_register_refuses_control_characters_in_the_name(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "nul@example.com", "password": "Correct-Horse-9", "full_name": "A\u0000B"},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "full_name"

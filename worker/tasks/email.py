@@ -46,11 +46,10 @@ async def send_action_mail(
                 valid_hours=settings.email_token_ttl // 3600,
             )
         else:
-            link = f"{settings.public_url}/reset-password?{urlencode({'token': token})}"
             mail = render_mail(
                 "reset_password",
                 full_name=user.full_name,
-                link=link,
+                reset_endpoint=f"{settings.public_url}/api/v1/auth/reset-password",
                 token=token,
                 valid_minutes=settings.password_reset_token_ttl // 60,
             )
