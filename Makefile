@@ -9,8 +9,12 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 PY := .venv/bin/python
 DEVSTACK := $(PY) -m common.devstack run
 PYTEST_ARGS ?=
+USERS ?= 1000
+SPAWN_RATE ?= 10
+DURATION ?= 3m
+LADDER ?= 250,500,1000,1500,2000
 
-.PHONY: help install run test lint format typecheck check migrate clean
+.PHONY: help install run test lint format typecheck migrate loadtest loadtest-ladder clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +48,12 @@ typecheck: install ## mypy --strict over api, common, worker
 
 test: lint typecheck ## lint, type-check, then the whole suite with coverage (fails under 85 %)
 	$(DEVSTACK) -- $(PY) -m pytest --cov --cov-report=term --cov-report=xml:.taskpipe/coverage.xml $(PYTEST_ARGS)
+
+loadtest: install ## Locust, production mode: USERS=1000 SPAWN_RATE=10 DURATION=3m (report in loadtests/reports/)
+	$(PY) -m loadtests.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION)
+
+loadtest-ladder: install ## one run per user count in LADDER, and a PNG of p95 and RPS against users
+	$(PY) -m loadtests.run --ladder $(LADDER) --spawn-rate $(SPAWN_RATE) --duration $(DURATION)
 
 clean: ## remove the venv, tools and local data
 	rm -rf .venv .taskpipe .mypy_cache .ruff_cache .pytest_cache
