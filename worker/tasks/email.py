@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from common import jobstats
-from common.config import get_settings
 from common.jobs import JobName
 from common.logging import get_logger
 from common.models import ActionToken, ActionTokenPurpose, User
 from common.security.tokens import action_token_for
-from worker.app import app
 from worker.mail.delivery import deliver_once
 from worker.mail.render import render_mail
-from worker.mail.sender import SMTP_ERRORS
+from worker.mail.tasks import mail_task
 from worker.runtime import WorkerRuntime, run
 
 log = get_logger(__name__)
@@ -61,30 +59,11 @@ async def send_action_mail(
     return sent
 
 
-# SMTP hiccups are retried with exponential backoff and full jitter (5 s doubling by default,
-# capped at 10 min: about 1 h 20 min of retries) before the job gives up and logs it.
-RETRY_BACKOFF_SECONDS = get_settings().mail_retry_backoff_seconds
-
-
-@app.task(
-    name=JobName.SEND_VERIFICATION_EMAIL,
-    autoretry_for=SMTP_ERRORS,
-    retry_backoff=RETRY_BACKOFF_SECONDS,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=12,
-)
+@mail_task(JobName.SEND_VERIFICATION_EMAIL)
 def send_verification_email(token_id: str) -> bool:
     return run(lambda rt: send_action_mail(rt, token_id, ActionTokenPurpose.VERIFY_EMAIL))
 
 
-@app.task(
-    name=JobName.SEND_PASSWORD_RESET_EMAIL,
-    autoretry_for=SMTP_ERRORS,
-    retry_backoff=RETRY_BACKOFF_SECONDS,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=12,
-)
+@mail_task(JobName.SEND_PASSWORD_RESET_EMAIL)
 def send_password_reset_email(token_id: str) -> bool:
     return run(lambda rt: send_action_mail(rt, token_id, ActionTokenPurpose.RESET_PASSWORD))

@@ -14,9 +14,8 @@ from common.reminders.service import claim_due_reminders, tasks_still_worth_remi
 from worker.app import app
 from worker.mail.delivery import deliver_once
 from worker.mail.render import render_mail
-from worker.mail.sender import SMTP_ERRORS
+from worker.mail.tasks import mail_task
 from worker.runtime import WorkerRuntime, run
-from worker.tasks.email import RETRY_BACKOFF_SECONDS
 
 log = get_logger(__name__)
 
@@ -76,13 +75,6 @@ def scan_due_reminders(now: str | None = None) -> int:
     return run(lambda rt: scan(rt, moment))
 
 
-@app.task(
-    name=JobName.SEND_DUE_REMINDERS,
-    autoretry_for=SMTP_ERRORS,
-    retry_backoff=RETRY_BACKOFF_SECONDS,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=12,
-)
+@mail_task(JobName.SEND_DUE_REMINDERS)
 def send_due_reminders(batch_id: str, user_id: str, task_ids: list[str]) -> bool:
     return run(lambda rt: send_digest(rt, batch_id, user_id, task_ids))
