@@ -13,6 +13,8 @@ USERS ?= 1000
 SPAWN_RATE ?= 10
 DURATION ?= 3m
 LADDER ?= 250,500,1000,1500,2000
+LADDER_DURATION ?= 2m
+LOADTEST_ARGS ?=
 
 .PHONY: help install run test lint format typecheck migrate loadtest loadtest-ladder clean
 
@@ -50,10 +52,10 @@ test: lint typecheck ## lint, type-check, then the whole suite with coverage (fa
 	$(DEVSTACK) -- $(PY) -m pytest --cov --cov-report=term --cov-report=xml:.taskpipe/coverage.xml $(PYTEST_ARGS)
 
 loadtest: install ## Locust, production mode: USERS=1000 SPAWN_RATE=10 DURATION=3m (report in loadtests/reports/)
-	$(PY) -m loadtests.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION)
+	$(PY) -m loadtests.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) $(LOADTEST_ARGS)
 
 loadtest-ladder: install ## one run per user count in LADDER, and a PNG of p95 and RPS against users
-	$(PY) -m loadtests.run --ladder $(LADDER) --spawn-rate $(SPAWN_RATE) --duration $(DURATION)
+	$(PY) -m loadtests.run --ladder $(LADDER) --spawn-rate $(SPAWN_RATE) --duration $(LADDER_DURATION) $(LOADTEST_ARGS)
 
 clean: ## remove the venv, tools and local data
 	rm -rf .venv .taskpipe .mypy_cache .ruff_cache .pytest_cache

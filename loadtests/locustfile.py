@@ -249,6 +249,7 @@ class Session:
     access_token: str = ""
     refresh_token: str = ""
     renew_at: float = 0.0
+    ended: bool = False  # a 401: the app shows its sign-in screen, the person signs in again
 
 
 @dataclass
@@ -326,6 +327,8 @@ class TaskAppUser(FastHttpUser):
                     return None
             if status not in expect:
                 response.failure(_unexpected(status, expect, parsed, response.error))
+                if status == 401 and authenticated:
+                    self.session.ended = True
                 return None
             etag = response.headers.get("etag") if response.headers else None
             problem = conditional_problem(status, sent.get("If-None-Match"), etag)
@@ -339,6 +342,7 @@ class TaskAppUser(FastHttpUser):
     # -- session ----------------------------------------------------------------------------
 
     def _adopt(self, pair: dict[str, Any]) -> None:
+        self.session.ended = False
         self.session.access_token = pair["access_token"]
         self.session.refresh_token = pair["refresh_token"]
         lifetime = max(pair["expires_in"] - REFRESH_MARGIN_SECONDS, 1)
@@ -369,6 +373,12 @@ class TaskAppUser(FastHttpUser):
         return reply is not None
 
     def _renew_if_due(self) -> None:
+        if self.session.ended:
+            # e.g. a refresh that timed out here but rotated the token on the server: the
+            # next refresh was a reuse and ended the session. A person signs in again.
+            self.session.ended = False
+            self._login()
+            return
         if self.session.renew_at and time.monotonic() >= self.session.renew_at:
             self.session.renew_at = 0.0  # no recursion through call()
             if not self._refresh(self.session.refresh_token):

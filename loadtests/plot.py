@@ -91,13 +91,16 @@ def render(rows: Sequence[dict[str, Any]], target_ms: float, output: Path, title
     for row in rows:
         if not row["passed"]:
             latency.annotate(
-                "fail" if row["failures"] == 0 else f"{row['failures']} failed",
+                "p95 over target" if row["failures"] == 0 else f"{row['failures']} failed",
                 (row["users"], row["p95_ms"] or target_ms),
                 textcoords="offset points",
-                xytext=(4, -12),
+                xytext=(0, -14),
+                ha="center",
                 color="tab:red",
                 fontsize=8,
             )
+    span = max(users) - min(users) or 1
+    latency.set_xlim(min(users) - span * 0.06, max(users) + span * 0.06)
     lines = latency.get_legend_handles_labels()
     more = throughput.get_legend_handles_labels()
     latency.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
@@ -121,7 +124,7 @@ def write_ladder(
     )
     title = (
         f"Taskpipe ladder: {machine.get('cpus', '?')} CPUs, "
-        f"{run.get('uvicorn_workers', '?')} uvicorn workers, spawn {run.get('spawn_rate', '?')}/s, "
+        f"{run.get('uvicorn_workers', '?')} uvicorn workers, spawn {run.get('spawn_rate', 0):g}/s, "
         f"{run.get('steady_seconds', '?')} s steady; largest passing: {held or 'none'}"
     )
     render(rows, target_ms, report_root / "ladder.png", title)
