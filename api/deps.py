@@ -15,7 +15,7 @@ from api.resources import Resources
 from common.auth.service import AuthService
 from common.db.uow import UnitOfWork
 from common.errors import Unauthorized
-from common.security.tokens import TokenClaims, decode_token
+from common.security.tokens import TokenClaims
 
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in a thread pool,
@@ -72,7 +72,7 @@ async def get_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer token")
-    claims = decode_token(resources.settings, credentials.credentials, "access")
+    claims = resources.access_tokens.verify(credentials.credentials)
     if await resources.revocations.is_revoked(claims):
         raise Unauthorized("This session has ended; log in again")
     structlog.contextvars.bind_contextvars(user_id=str(claims.user_id))

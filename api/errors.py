@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -82,6 +83,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A dropped database connection (PostgreSQL restarted, a failover) is the server's
+    trouble, not the client's: 503 with Retry-After, since the pool has already replaced its
+    connections for the retry. Any other database error is a bug: 500."""
+    assert isinstance(exc, DBAPIError)
+    if not exc.connection_invalidated:
+        return await _unexpected_error(request, exc)
+    log.warning("database_connection_lost", path=request.url.path, error=repr(exc.orig))
+    return problem_response(
+        status=503,
+        code="service-unavailable",
+        title="Service unavailable",
+        detail="The database connection was lost; retry the request",
+        instance=request.url.path,
+        request_id=request_id_var.get(),
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", path=request.url.path)
     return problem_response(
@@ -98,4 +118,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

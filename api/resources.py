@@ -11,11 +11,17 @@ from common.auth.lockout import LoginLockout
 from common.auth.revocation import TokenRevocations
 from common.cache import ResponseCache
 from common.config import Settings
-from common.db.session import create_engine, create_session_factory
+from common.db.session import (
+    ReadConnection,
+    autocommit_reads,
+    create_engine,
+    create_session_factory,
+)
 from common.jobs import JobPublisher, create_producer
 from common.ratelimit import RateLimiter
 from common.redis import create_redis
 from common.security.passwords import PasswordHasher
+from common.security.tokens import AccessTokenVerifier
 
 
 @dataclass
@@ -23,11 +29,13 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    reads: ReadConnection
     redis: Redis
     hasher: PasswordHasher
     limiter: RateLimiter
     lockout: LoginLockout
     revocations: TokenRevocations
+    access_tokens: AccessTokenVerifier
     publisher: JobPublisher
     cache: ResponseCache
 
@@ -40,11 +48,13 @@ class Resources:
             settings=settings,
             engine=engine,
             session_factory=create_session_factory(engine),
+            reads=autocommit_reads(engine),
             redis=redis,
             hasher=PasswordHasher(settings.bcrypt_rounds, settings.max_concurrent_hashes),
             limiter=limiter,
             lockout=LoginLockout(redis, limiter, settings),
             revocations=TokenRevocations(redis, settings.access_token_ttl),
+            access_tokens=AccessTokenVerifier(settings),
             publisher=JobPublisher(create_producer(settings)),
             cache=ResponseCache(redis, ttl_seconds=settings.cache_ttl_seconds),
         )

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskpipe"
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_pre_ping: bool = False
+    """Ping every pooled connection before use: one more round trip on every request. Off by
+    default: a connection PostgreSQL dropped fails one request with a 503 and SQLAlchemy
+    then replaces every pooled connection of that age (the whole pool) at once."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str | None = None
 
@@ -54,7 +58,9 @@ class Settings(BaseSettings):
     email_token_ttl: PositiveInt = 24 * 3600
     password_reset_token_ttl: PositiveInt = 3600
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
-    max_concurrent_hashes: PositiveInt = 4
+    max_concurrent_hashes: PositiveInt = 2
+    """Per API process (one per core in production): bcrypt threads, which run at a lower OS
+    priority than requests; more would only queue for the same cores."""
 
     login_max_failures: PositiveInt = 5
     login_failure_window_seconds: PositiveInt = 15 * 60

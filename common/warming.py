@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from common.cache import ResponseCache
 from common.categories.service import CategoryService
+from common.db.session import session_reads
 from common.db.uow import UnitOfWork
 from common.models import User
 from common.tasks.queries import TaskListQuery
-from common.tasks.service import TaskService
+from common.tasks.reader import TaskReader
 
 ACTIVE_WINDOW = timedelta(hours=1)
 MAX_USERS_PER_RUN = 500
@@ -33,7 +34,7 @@ async def warm_user(uow: UnitOfWork, cache: ResponseCache, user_id: uuid.UUID) -
     """Fill the default first page (`GET /api/v1/tasks`) and the category list."""
     if await uow.session.get(User, user_id) is None:
         return WarmResult(user_id, exists=False)
-    await TaskService(uow, cache).list_json(user_id, TaskListQuery())
+    await TaskReader(session_reads(uow.session), cache).list_json(user_id, TaskListQuery())
     await CategoryService(uow, cache).list_json(user_id)
     return WarmResult(user_id, exists=True)
 

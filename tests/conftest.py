@@ -9,6 +9,7 @@ commits for real and truncates every table afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import uuid
@@ -181,7 +182,9 @@ def test_resources(resources: Resources, db_connection: AsyncConnection) -> Reso
         expire_on_commit=False,
         autoflush=False,
     )
-    return dataclasses.replace(resources, session_factory=factory)
+    return dataclasses.replace(
+        resources, session_factory=factory, reads=lambda: contextlib.nullcontext(db_connection)
+    )
 
 
 @pytest.fixture
@@ -265,6 +268,7 @@ def celery_worker(
 def configure(app: FastAPI, test_resources: Resources):  # type: ignore[no-untyped-def]
     """Swap settings for one test: `configure(login_rate_limit=2)` (app state is per test)."""
     from common.auth.lockout import LoginLockout
+    from common.security.tokens import AccessTokenVerifier
 
     def apply(**overrides: object) -> Settings:
         settings = test_resources.settings.model_copy(update=overrides)
@@ -272,6 +276,7 @@ def configure(app: FastAPI, test_resources: Resources):  # type: ignore[no-untyp
             test_resources,
             settings=settings,
             lockout=LoginLockout(test_resources.redis, test_resources.limiter, settings),
+            access_tokens=AccessTokenVerifier(settings),
         )
         return settings
 

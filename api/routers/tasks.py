@@ -24,8 +24,9 @@ from api.schemas.tasks import QueryDateTime, TaskCreate, TaskOut, TaskPage, Task
 from common.idempotency import IdempotencyStore, StoredResponse, fingerprint, validate_key
 from common.tasks.errors import PreconditionRequired
 from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
-from common.tasks.schemas import render_task
+from common.tasks.reader import TaskReader
 from common.tasks.service import NewTask, Precondition, TaskService
+from common.tasks.views import render_task
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -37,6 +38,13 @@ async def get_task_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> TaskS
 
 
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
+
+
+async def get_task_reader(resources: ResourcesDep) -> TaskReader:
+    return TaskReader(resources.reads, resources.cache)
+
+
+TaskReaderDep = Annotated[TaskReader, Depends(get_task_reader)]
 TaskId = Annotated[uuid.UUID, Path(description="The task's id (a malformed one is a 400)")]
 CategoryId = Annotated[uuid.UUID, Path(description="The category's id (a malformed one is a 400)")]
 IfMatch = Annotated[
@@ -56,7 +64,8 @@ def _location(task_id: uuid.UUID) -> str:
 
 
 def _if_match(header: str | None) -> Precondition | None:
-    if header is None:
+    """The If-Match check; None when there is nothing to check (`*`: any current version)."""
+    if header is None or header.strip() == "*":
         return None
     return lambda task: match(header, etag_for(render_task(task)))
 
@@ -134,7 +143,7 @@ def _created(
 )
 async def list_tasks(
     principal: CurrentPrincipal,
-    tasks: TaskServiceDep,
+    reader: TaskReaderDep,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 20,
     status: Annotated[
@@ -197,7 +206,7 @@ async def list_tasks(
         overdue=overdue,
         sort=sort,
     )
-    body = await tasks.list_json(principal.user_id, query)
+    body = await reader.list_json(principal.user_id, query)
     return conditional_json_response(body, if_none_match)
 
 
@@ -211,11 +220,11 @@ async def list_tasks(
 async def get_task(
     task_id: TaskId,
     principal: CurrentPrincipal,
-    tasks: TaskServiceDep,
+    reader: TaskReaderDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     return conditional_json_response(
-        await tasks.get_json(principal.user_id, task_id), if_none_match
+        await reader.get_json(principal.user_id, task_id), if_none_match
     )
 
 

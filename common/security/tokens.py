@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 import uuid
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass
@@ -87,6 +88,35 @@ def decode_token(settings: Settings, token: str, expected_type: TokenType) -> To
         raise Unauthorized("Token has expired") from exc
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise Unauthorized("Invalid token") from exc
+
+
+class AccessTokenVerifier:
+    """`decode_token` for access tokens, remembering the ones it verified.
+
+    A client sends the same access token with every request for the token's lifetime, and
+    checking its signature and claims costs ~0.2 ms of CPU each time. A token is remembered by
+    its exact text (a forged or altered one never matches) and only until it expires; the
+    oldest entries make room when the memory is full. Revocation is not cached here: the
+    session check runs on every request.
+    """
+
+    def __init__(self, settings: Settings, *, max_entries: int = 10_000) -> None:
+        self._settings = settings
+        self._max_entries = max_entries
+        self._verified: dict[str, tuple[TokenClaims, float]] = {}
+
+    def verify(self, token: str) -> TokenClaims:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, expires_at = remembered
+            if time.time() < expires_at:
+                return claims
+            del self._verified[token]
+        claims = decode_token(self._settings, token, "access")
+        if len(self._verified) >= self._max_entries:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (claims, claims.expires_at.timestamp())
+        return claims
 
 
 def hash_token(token: str) -> str:

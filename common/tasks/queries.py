@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnClause, UnaryExpression
 
 from common.errors import InvalidInput
 from common.models import Task, TaskPriority, TaskStatus, task_categories
+from common.tasks.views import VIEW_COLUMNS
 
 SORT_FIELDS = ("created_at", "updated_at", "due_date", "priority", "title", "status")
 OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
@@ -257,9 +258,9 @@ def order_by(sort: Sequence[SortKey]) -> list[UnaryExpression[Any]]:
     ]
 
 
-def page_statement(user_id: uuid.UUID, query: TaskListQuery) -> Select[Task]:
+def page_statement(user_id: uuid.UUID, query: TaskListQuery) -> Select[*tuple[Any, ...]]:
     return (
-        select(Task)
+        select(*VIEW_COLUMNS)
         .where(*_conditions(user_id, query))
         .order_by(*order_by(query.sort))
         .limit(query.limit)

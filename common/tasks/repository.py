@@ -10,53 +10,78 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from common.models import Task, task_categories
+from common.models import Task, TaskStatus, task_categories
 from common.tasks.queries import TaskListQuery, count_statement, page_statement
+from common.tasks.views import NEW_TASK_COLUMNS, VIEW_COLUMNS, TaskRow
 
 
 class TaskRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession | AsyncConnection) -> None:
         self._session = session
 
-    async def get_live(self, user_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
-        """The task with its categories (two statements), fresh from the database."""
-        stmt = (
-            select(Task)
-            .where(Task.id == task_id, Task.user_id == user_id, Task.deleted_at.is_(None))
-            .options(selectinload(Task.categories))
-            .execution_options(populate_existing=True)
+    async def get_view(self, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow | None:
+        """The task as a response shows it (one statement), fresh from the database."""
+        stmt = select(*VIEW_COLUMNS).where(
+            Task.id == task_id, Task.user_id == user_id, Task.deleted_at.is_(None)
         )
-        return (await self._session.execute(stmt)).scalar_one_or_none()
+        return (await self._session.execute(stmt)).first()
 
-    async def insert(self, values: dict[str, Any]) -> Task:
+    async def insert(self, values: dict[str, Any]) -> TaskRow:
         now = func.statement_timestamp()
-        stmt = insert(Task).values(created_at=now, updated_at=now, **values).returning(Task)
-        return (await self._session.execute(stmt)).scalar_one()
+        stmt = (
+            insert(Task)
+            .values(created_at=now, updated_at=now, **values)
+            .returning(*NEW_TASK_COLUMNS)
+        )
+        return (await self._session.execute(stmt)).one()
 
-    async def update_if_version(
-        self, user_id: uuid.UUID, task_id: uuid.UUID, version: int, values: dict[str, Any]
-    ) -> bool:
-        """Compare-and-set: applies `values` and bumps the version only if nobody else did
-        first. Of two racing writers with the same version exactly one matches; the other
-        waits for its row lock, re-checks the condition after the commit and matches nothing."""
+    async def update_changed(
+        self,
+        user_id: uuid.UUID,
+        task_id: uuid.UUID,
+        changes: dict[str, Any],
+        *,
+        version: int | None,
+    ) -> TaskRow | None:
+        """Apply `changes` in one statement and return the task, or None when nothing matched:
+        no such live task, not at `version` (when given), or every value already as asked.
+
+        A compare-and-set: of two racing writers with the same version exactly one matches;
+        the other waits for its row lock, re-checks the condition after the commit and matches
+        nothing. A new due date re-arms its reminder; a status change sets `completed_at` when
+        it becomes `completed` and clears it otherwise (the CASEs see the row before the update).
+        """
+        values: dict[str, Any] = dict(changes)
+        if "due_date" in changes:
+            values["reminder_sent_at"] = case(
+                (Task.due_date.is_distinct_from(changes["due_date"]), null()),
+                else_=Task.reminder_sent_at,
+            )
+        if "status" in changes:
+            completed = changes["status"] is TaskStatus.COMPLETED
+            values["completed_at"] = case(
+                (Task.status == changes["status"], Task.completed_at),
+                else_=func.statement_timestamp() if completed else null(),
+            )
         stmt = (
             update(Task)
             .where(
                 Task.id == task_id,
                 Task.user_id == user_id,
                 Task.deleted_at.is_(None),
-                Task.version == version,
+                or_(*(getattr(Task, name).is_distinct_from(v) for name, v in changes.items())),
             )
             .values(**values, version=Task.version + 1, updated_at=func.statement_timestamp())
-            .returning(Task.id)
+            .returning(*VIEW_COLUMNS)
             .execution_options(synchronize_session=False)
         )
-        return (await self._session.execute(stmt)).first() is not None
+        if version is not None:
+            stmt = stmt.where(Task.version == version)
+        return (await self._session.execute(stmt)).first()
 
     async def soft_delete(
         self, user_id: uuid.UUID, task_id: uuid.UUID, *, version: int | None = None
@@ -111,14 +136,13 @@ class TaskRepository:
 
     async def list_page(
         self, user_id: uuid.UUID, query: TaskListQuery
-    ) -> tuple[Sequence[Task], int]:
-        """One page with its categories (two statements) and the total (a third, skipped when
-        the first page is not full). A separate count is several times faster than
+    ) -> tuple[Sequence[TaskRow], int]:
+        """One page, categories included (one statement), and the total (a second, skipped
+        when the first page is not full). A separate count is several times faster than
         `count(*) OVER ()` at 50k rows: it can be an index-only scan, while the window function
         must fetch every matching row."""
-        stmt = page_statement(user_id, query).options(selectinload(Task.categories))
-        tasks = (await self._session.execute(stmt)).scalars().all()
-        if query.offset == 0 and len(tasks) < query.limit:
-            return tasks, len(tasks)
+        rows = (await self._session.execute(page_statement(user_id, query))).all()
+        if query.offset == 0 and len(rows) < query.limit:
+            return rows, len(rows)
         total = (await self._session.execute(count_statement(user_id, query))).scalar_one()
-        return tasks, total
+        return rows, total

@@ -1,17 +1,15 @@
-"""Task representations, rendered here (not in the API) because their bytes are what the
-response cache stores, and a cache warmer outside the API must produce the same bytes."""
+"""Task representations as pydantic models: the documented shape (OpenAPI) of what
+`common.tasks.views` renders. Responses are rendered there, from rows, because their bytes are
+what the response cache stores and a cache warmer outside the API must produce the same bytes."""
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_core import to_json
 
-from common.models import Task, TaskPriority, TaskStatus
+from common.models import TaskPriority, TaskStatus
 
 
 class TaskCategoryOut(BaseModel):
@@ -52,24 +50,4 @@ class TaskPage(BaseModel):
     limit: int = Field(examples=[20])
     pages: int = Field(
         description="Number of pages at this limit (0 when none match)", examples=[3]
-    )
-
-
-def task_out(task: Task) -> TaskOut:
-    return TaskOut.model_validate(task)
-
-
-def render_task(task: Task) -> bytes:
-    return to_json(task_out(task))
-
-
-def render_page(tasks: Sequence[Task], *, total: int, page: int, limit: int) -> bytes:
-    return to_json(
-        TaskPage(
-            items=[task_out(task) for task in tasks],
-            total=total,
-            page=page,
-            limit=limit,
-            pages=math.ceil(total / limit),
-        )
     )

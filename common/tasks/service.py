@@ -1,7 +1,7 @@
 """Task rules: ownership, optimistic locking, completion and reminder bookkeeping, caching.
 
-Writes commit before they return, then bump the owner's cache generation. Reads of single
-tasks and list pages go through the response cache and return the response bytes.
+Writes commit before they return, then bump the owner's cache generation (reads of single
+tasks and list pages, cached, are `common.tasks.reader`'s).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.orm.attributes import set_committed_value
 
 from common.cache import ResponseCache
 from common.categories.errors import CategoryNotFound
@@ -21,17 +20,16 @@ from common.categories.repository import CategoryRepository
 from common.db.uow import UnitOfWork
 from common.errors import InvalidInput, NotFound, PreconditionFailed, VersionConflict
 from common.logging import get_logger
-from common.models import Task, TaskPriority, TaskStatus
+from common.models import TaskPriority, TaskStatus
 from common.tasks.errors import CategoryAlreadyAssigned, TaskNotFound
-from common.tasks.queries import TaskListQuery
 from common.tasks.repository import TaskRepository
-from common.tasks.schemas import render_page, render_task
+from common.tasks.views import TaskRow
 
 log = get_logger(__name__)
 
 EDITABLE_FIELDS = frozenset({"title", "description", "status", "priority", "due_date"})
 
-Precondition = Callable[[Task], bool]
+Precondition = Callable[[TaskRow], bool]
 """A check of the current task before a write (the API's If-Match); False gives 412."""
 
 
@@ -44,8 +42,12 @@ class NewTask:
     status: TaskStatus = TaskStatus.PENDING
 
 
+def _in_past(moment: datetime) -> bool:
+    return moment <= datetime.now(UTC)
+
+
 def _require_future(due_date: datetime | None) -> None:
-    if due_date is not None and due_date <= datetime.now(UTC):
+    if due_date is not None and _in_past(due_date):
         raise InvalidInput("due_date must be in the future", field="due_date")
 
 
@@ -56,33 +58,16 @@ class TaskService:
         self._tasks = TaskRepository(uow.session)
         self._categories = CategoryRepository(uow.session)
 
-    # Reads -----------------------------------------------------------------------------
-
-    async def get(self, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+    async def get(self, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow:
         """The task from the database (not the cache): for checks before a write."""
-        task = await self._tasks.get_live(user_id, task_id)
+        task = await self._tasks.get_view(user_id, task_id)
         if task is None:
             raise TaskNotFound()
         return task
 
-    async def get_json(self, user_id: uuid.UUID, task_id: uuid.UUID) -> bytes:
-        async def build() -> bytes:
-            return render_task(await self.get(user_id, task_id))
-
-        return await self._cache.get_or_build(user_id, "task", str(task_id), build)
-
-    async def list_json(self, user_id: uuid.UUID, query: TaskListQuery) -> bytes:
-        async def build() -> bytes:
-            tasks, total = await self._tasks.list_page(user_id, query)
-            return render_page(tasks, total=total, page=query.page, limit=query.limit)
-
-        if not query.cacheable:
-            return await build()
-        return await self._cache.get_or_build(user_id, "tasks", query.cache_key(), build)
-
     # Writes ----------------------------------------------------------------------------
 
-    async def create(self, user_id: uuid.UUID, new: NewTask) -> Task:
+    async def create(self, user_id: uuid.UUID, new: NewTask) -> TaskRow:
         _require_future(new.due_date)
         task = await self._tasks.insert(
             {
@@ -98,7 +83,6 @@ class TaskService:
                 else None,
             }
         )
-        set_committed_value(task, "categories", [])
         await self._commit(user_id)
         log.info("task_created", task_id=str(task.id))
         return task
@@ -111,32 +95,44 @@ class TaskService:
         *,
         expected_version: int | None,
         precondition: Precondition | None = None,
-    ) -> Task:
+    ) -> TaskRow:
         """Apply `changes` if the task is still at `expected_version` (409 otherwise) and
-        satisfies `precondition` (412 otherwise). Sending unchanged values writes nothing."""
+        satisfies `precondition` (412 otherwise); with neither, the last writer wins. Sending
+        unchanged values writes nothing.
+
+        Usually one statement: an UPDATE that checks the version and that something changes,
+        and returns the task. The task is read first only to evaluate `precondition`, or to
+        tell an unchanged past due date (allowed) from a new one (400)."""
         unknown = set(changes) - EDITABLE_FIELDS
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
-        current = await self.get(user_id, task_id)
-        if precondition is not None and not precondition(current):
-            raise PreconditionFailed("The task has changed since you read it (If-Match)")
-        if expected_version is not None and current.version != expected_version:
-            raise VersionConflict(current.version)
-
-        values = self._changed_values(current, changes)
-        if not values:
-            return current
-        if not await self._tasks.update_if_version(user_id, task_id, current.version, values):
-            # Lost a race: another write committed between our read and our update.
-            latest = await self._tasks.get_live(user_id, task_id)
-            if latest is None:
-                raise TaskNotFound()
-            if expected_version is None:
+        if "description" in changes:
+            changes = {**changes, "description": changes["description"] or None}
+        due_date = changes.get("due_date")
+        if precondition is not None or (due_date is not None and _in_past(due_date)):
+            current = await self.get(user_id, task_id)
+            if precondition is not None and not precondition(current):
                 raise PreconditionFailed("The task has changed since you read it (If-Match)")
-            raise VersionConflict(latest.version)
-        task = await self.get(user_id, task_id)
-        await self._commit(user_id)
-        return task
+            if expected_version is not None and current.version != expected_version:
+                raise VersionConflict(current.version)
+            if "due_date" in changes and due_date != current.due_date:
+                _require_future(due_date)
+            expected_version = current.version
+        task = None
+        if changes:
+            task = await self._tasks.update_changed(
+                user_id, task_id, changes, version=expected_version
+            )
+        if task is not None:
+            await self._commit(user_id)
+            return task
+        # Nothing matched: gone, changed by someone else, or nothing to change.
+        latest = await self.get(user_id, task_id)
+        if expected_version is None or latest.version == expected_version:
+            return latest
+        if precondition is not None:
+            raise PreconditionFailed("The task has changed since you read it (If-Match)")
+        raise VersionConflict(latest.version)
 
     async def delete(
         self, user_id: uuid.UUID, task_id: uuid.UUID, *, precondition: Precondition | None = None
@@ -149,7 +145,7 @@ class TaskService:
                 raise PreconditionFailed("The task has changed since you read it (If-Match)")
             version = current.version
         if not await self._tasks.soft_delete(user_id, task_id, version=version):
-            if version is not None and await self._tasks.get_live(user_id, task_id) is not None:
+            if version is not None and await self._tasks.get_view(user_id, task_id) is not None:
                 raise PreconditionFailed("The task has changed since you read it (If-Match)")
             raise TaskNotFound()
         await self._commit(user_id)
@@ -157,7 +153,7 @@ class TaskService:
 
     async def assign_category(
         self, user_id: uuid.UUID, task_id: uuid.UUID, category_id: uuid.UUID
-    ) -> Task:
+    ) -> TaskRow:
         """Link a category; the task's version is bumped (its representation changed)."""
         if not await self._tasks.touch(user_id, task_id):
             raise TaskNotFound()
@@ -181,19 +177,6 @@ class TaskService:
         await self._commit(user_id)
 
     # Helpers ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _changed_values(current: Task, changes: dict[str, Any]) -> dict[str, Any]:
-        if "description" in changes:
-            changes = {**changes, "description": changes["description"] or None}
-        values = {name: value for name, value in changes.items() if getattr(current, name) != value}
-        if "due_date" in values:
-            _require_future(values["due_date"])
-            values["reminder_sent_at"] = None  # re-arm the reminder for the new date
-        if "status" in values:
-            becomes_completed = values["status"] is TaskStatus.COMPLETED
-            values["completed_at"] = func.statement_timestamp() if becomes_completed else None
-        return values
 
     async def _commit(self, user_id: uuid.UUID) -> None:
         await self._uow.commit()

@@ -13,7 +13,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support.factories import Account, register
-from tests.support.tasks import TASKS, create_category, create_task, future, list_tasks, past
+from tests.support.tasks import (
+    TASKS,
+    assign,
+    create_category,
+    create_task,
+    future,
+    list_tasks,
+    past,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -84,6 +92,38 @@ async def test_create_returns_the_task_with_defaults_location_and_etag(
         "updated_at",
         "completed_at",
     }
+
+
+async def test_every_answer_shows_the_tasks_own_categories_only(
+    client: httpx.AsyncClient,
+) -> None:
+    """Other tasks' categories (this user's and another's) never leak into a task's answer,
+    whichever statement produced it: create, read, list, update or assignment."""
+    other = await register(client)
+    other_task = await create_task(client, other)
+    await assign(
+        client, other, other_task["id"], (await create_category(client, other, "Theirs"))["id"]
+    )
+    account = await register(client)
+    labelled = await create_task(client, account)
+    work = await create_category(client, account, "Work")
+    home = await create_category(client, account, "Home")
+    await assign(client, account, labelled["id"], work["id"])
+    assigned = await assign(client, account, labelled["id"], home["id"])
+    assert [c["name"] for c in assigned["categories"]] == ["Home", "Work"]
+
+    created = await create_task(client, account)
+    assert created["categories"] == []
+    url = f"{TASKS}/{created['id']}"
+    read = (await client.get(url, headers=account.headers)).json()
+    assert read["categories"] == []
+    edited = await client.patch(
+        url, json={"version": 1, "title": "Edited"}, headers=account.headers
+    )
+    assert edited.json()["categories"] == []
+    listed = {t["id"]: t["categories"] for t in (await list_tasks(client, account))["items"]}
+    assert listed[created["id"]] == []
+    assert [c["name"] for c in listed[labelled["id"]]] == ["Home", "Work"]
 
 
 async def test_create_accepts_priority_and_status_and_completes(client: httpx.AsyncClient) -> None:

@@ -26,19 +26,19 @@ async def test_racing_patches_with_the_same_version_have_exactly_one_winner(
 ) -> None:
     account = await register(live_client)
     task = await create_task(live_client, account)
-    compare_and_set = TaskRepository.update_if_version
-    all_have_read = asyncio.Barrier(RACERS)
+    compare_and_set = TaskRepository.update_changed
+    all_are_ready = asyncio.Barrier(RACERS)
     outcomes: list[bool] = []
 
-    async def spy(self: TaskRepository, *args: Any, **kwargs: Any) -> bool:
-        # Nobody writes until every racer has read version 1 and passed the version check:
-        # the conditional UPDATE alone must then pick the one winner.
-        await asyncio.wait_for(all_have_read.wait(), timeout=10)
+    async def spy(self: TaskRepository, *args: Any, **kwargs: Any) -> Any:
+        # Nobody writes until every racer is about to: the conditional UPDATE alone must then
+        # pick the one winner.
+        await asyncio.wait_for(all_are_ready.wait(), timeout=10)
         outcome = await compare_and_set(self, *args, **kwargs)
-        outcomes.append(outcome)
+        outcomes.append(outcome is not None)
         return outcome
 
-    monkeypatch.setattr(TaskRepository, "update_if_version", spy)
+    monkeypatch.setattr(TaskRepository, "update_changed", spy)
 
     async def edit(i: int) -> httpx.Response:
         return await live_client.patch(
@@ -75,6 +75,31 @@ async def test_racing_patches_with_the_same_etag_have_exactly_one_winner(
 
     responses = await asyncio.gather(*(edit(i) for i in range(RACERS)))
     assert Counter(r.status_code for r in responses) == {200: 1, 412: RACERS - 1}
+
+
+async def test_racing_patches_with_if_match_star_all_win_in_turn(
+    live_client: httpx.AsyncClient,
+) -> None:
+    """`If-Match: *` is "whatever the current version is": racers never get a 412, each
+    write lands once, and the version counts them all."""
+    account = await register(live_client)
+    task = await create_task(live_client, account)
+
+    async def edit(i: int) -> httpx.Response:
+        return await live_client.patch(
+            f"{TASKS}/{task['id']}",
+            json={"title": f"Edit {i}"},
+            headers={**account.headers, "If-Match": "*"},
+        )
+
+    responses = await asyncio.gather(*(edit(i) for i in range(RACERS)))
+    assert Counter(r.status_code for r in responses) == {200: RACERS}, [r.text for r in responses]
+    assert sorted(r.json()["version"] for r in responses) == list(range(2, RACERS + 2))
+    final = (await live_client.get(f"{TASKS}/{task['id']}", headers=account.headers)).json()
+    assert final["version"] == RACERS + 1
+    assert final["title"] == next(
+        r.json()["title"] for r in responses if r.json()["version"] == RACERS + 1
+    )
 
 
 async def test_a_patch_racing_a_delete_never_fails_with_a_500(
