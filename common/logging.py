@@ -6,6 +6,7 @@ import logging
 import sys
 from contextvars import ContextVar
 
+import orjson
 import structlog
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -32,6 +33,11 @@ def _redact_secrets(
     return event_dict
 
 
+def _orjson_dumps(event_dict: object, **_: object) -> str:
+    """One log line per request: orjson renders it several times faster than `json`."""
+    return orjson.dumps(event_dict, default=repr).decode()
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route structlog and the stdlib (uvicorn, celery, sqlalchemy) through one JSON renderer."""
     shared: list[structlog.types.Processor] = [
@@ -43,7 +49,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         _redact_secrets,
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        if json
+        else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -8,6 +8,7 @@ and the trigram index on `lower(title || ' ' || coalesce(description, ''))`, all
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Sequence
@@ -18,12 +19,12 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     Text,
     bindparam,
     exists,
     func,
-    literal,
     literal_column,
     or_,
     select,
@@ -208,30 +209,76 @@ def _open_statuses() -> BindParameter[Any]:
     return bindparam("open_statuses", list(OPEN_STATUSES), expanding=True, literal_execute=True)
 
 
-def _conditions(user_id: uuid.UUID, query: TaskListQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Task.user_id == user_id, Task.deleted_at.is_(None)]
-    if query.statuses:
-        conditions.append(Task.status.in_(query.statuses))
-    if query.priorities:
-        conditions.append(Task.priority.in_(query.priorities))
-    if query.due_from is not None:
-        conditions.append(Task.due_date >= query.due_from)
-    if query.due_to is not None:
-        conditions.append(Task.due_date <= query.due_to)
-    if query.category_ids:
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Which conditions and order a list query has, not their values: the statements of one
+    shape are built (and their SQLAlchemy cache keys computed) once, then only executed with
+    `list_parameters`. A handful of shapes carry nearly all the traffic."""
+
+    statuses: bool
+    priorities: bool
+    category_ids: bool
+    due_from: bool
+    due_to: bool
+    q: bool
+    overdue: bool | None
+    sort: tuple[SortKey, ...]
+
+    @classmethod
+    def of(cls, query: TaskListQuery) -> _Shape:
+        return cls(
+            statuses=bool(query.statuses),
+            priorities=bool(query.priorities),
+            category_ids=bool(query.category_ids),
+            due_from=query.due_from is not None,
+            due_to=query.due_to is not None,
+            q=query.q is not None,
+            overdue=query.overdue,
+            sort=query.sort,
+        )
+
+
+def list_parameters(user_id: uuid.UUID, query: TaskListQuery) -> dict[str, Any]:
+    """The values for `page_statement(query)` and `count_statement(query)`."""
+    return {
+        "user_id": user_id,
+        "statuses": list(query.statuses),
+        "priorities": list(query.priorities),
+        "category_ids": list(query.category_ids),
+        "due_from": query.due_from,
+        "due_to": query.due_to,
+        "pattern": None if query.q is None else "%" + escape_like(query.q) + "%",
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        Task.user_id == bindparam("user_id"),
+        Task.deleted_at.is_(None),
+    ]
+    if shape.statuses:
+        conditions.append(Task.status.in_(bindparam("statuses", expanding=True)))
+    if shape.priorities:
+        conditions.append(Task.priority.in_(bindparam("priorities", expanding=True)))
+    if shape.due_from:
+        conditions.append(Task.due_date >= bindparam("due_from"))
+    if shape.due_to:
+        conditions.append(Task.due_date <= bindparam("due_to"))
+    if shape.category_ids:
         conditions.append(
             exists().where(
                 task_categories.c.task_id == Task.id,
-                task_categories.c.category_id.in_(query.category_ids),
+                task_categories.c.category_id.in_(bindparam("category_ids", expanding=True)),
             )
         )
-    if query.q is not None:
-        pattern = "%" + escape_like(query.q) + "%"
-        conditions.append(SEARCH_DOCUMENT.like(func.lower(literal(pattern))))
-    if query.overdue is True:
+    if shape.q:
+        conditions.append(SEARCH_DOCUMENT.like(func.lower(bindparam("pattern", type_=Text()))))
+    if shape.overdue is True:
         conditions.append(Task.due_date < func.statement_timestamp())
         conditions.append(Task.status.in_(_open_statuses()))
-    elif query.overdue is False:
+    elif shape.overdue is False:
         conditions.append(
             or_(
                 Task.due_date.is_(None),
@@ -258,15 +305,27 @@ def order_by(sort: Sequence[SortKey]) -> list[UnaryExpression[Any]]:
     ]
 
 
-def page_statement(user_id: uuid.UUID, query: TaskListQuery) -> Select[*tuple[Any, ...]]:
+def page_statement(query: TaskListQuery) -> Select[*tuple[Any, ...]]:
+    """One page of tasks of `query`'s shape; execute with `list_parameters`."""
+    return _page_statement(_Shape.of(query))
+
+
+def count_statement(query: TaskListQuery) -> Select[int]:
+    """How many tasks match `query`'s shape; execute with `list_parameters`."""
+    return _count_statement(_Shape.of(query))
+
+
+@functools.lru_cache(maxsize=512)
+def _page_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
     return (
         select(*VIEW_COLUMNS)
-        .where(*_conditions(user_id, query))
-        .order_by(*order_by(query.sort))
-        .limit(query.limit)
-        .offset(query.offset)
+        .where(*_conditions(shape))
+        .order_by(*order_by(shape.sort))
+        .limit(bindparam("limit", type_=Integer()))
+        .offset(bindparam("offset", type_=Integer()))
     )
 
 
-def count_statement(user_id: uuid.UUID, query: TaskListQuery) -> Select[int]:
-    return select(func.count()).select_from(Task).where(*_conditions(user_id, query))
+@functools.lru_cache(maxsize=512)
+def _count_statement(shape: _Shape) -> Select[int]:
+    return select(func.count()).select_from(Task).where(*_conditions(shape))

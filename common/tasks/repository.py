@@ -10,13 +10,25 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, null, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.models import Task, TaskStatus, task_categories
-from common.tasks.queries import TaskListQuery, count_statement, page_statement
+from common.tasks.queries import (
+    TaskListQuery,
+    count_statement,
+    list_parameters,
+    page_statement,
+)
 from common.tasks.views import NEW_TASK_COLUMNS, VIEW_COLUMNS, TaskRow
+
+_GET_VIEW = select(*VIEW_COLUMNS).where(
+    Task.id == bindparam("task_id"),
+    Task.user_id == bindparam("user_id"),
+    Task.deleted_at.is_(None),
+)
+"""Built once: the hottest read skips building the statement and its cache key each time."""
 
 
 class TaskRepository:
@@ -25,10 +37,8 @@ class TaskRepository:
 
     async def get_view(self, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow | None:
         """The task as a response shows it (one statement), fresh from the database."""
-        stmt = select(*VIEW_COLUMNS).where(
-            Task.id == task_id, Task.user_id == user_id, Task.deleted_at.is_(None)
-        )
-        return (await self._session.execute(stmt)).first()
+        result = await self._session.execute(_GET_VIEW, {"task_id": task_id, "user_id": user_id})
+        return result.first()
 
     async def insert(self, values: dict[str, Any]) -> TaskRow:
         now = func.statement_timestamp()
@@ -141,8 +151,9 @@ class TaskRepository:
         when the first page is not full). A separate count is several times faster than
         `count(*) OVER ()` at 50k rows: it can be an index-only scan, while the window function
         must fetch every matching row."""
-        rows = (await self._session.execute(page_statement(user_id, query))).all()
+        parameters = list_parameters(user_id, query)
+        rows = (await self._session.execute(page_statement(query), parameters)).all()
         if query.offset == 0 and len(rows) < query.limit:
             return rows, len(rows)
-        total = (await self._session.execute(count_statement(user_id, query))).scalar_one()
-        return rows, total
+        count = await self._session.execute(count_statement(query), parameters)
+        return rows, count.scalar_one()

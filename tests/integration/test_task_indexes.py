@@ -20,7 +20,12 @@ import pytest
 from sqlalchemy import Select, text
 
 from api.resources import Resources
-from common.tasks.queries import count_statement, page_statement, parse_list_query
+from common.tasks.queries import (
+    count_statement,
+    list_parameters,
+    page_statement,
+    parse_list_query,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -149,8 +154,8 @@ SORTS = [
 async def test_each_filter_avoids_a_sequential_scan(seeded: Resources, name: str) -> None:
     params, indexes = FILTERS[name]
     query = parse_list_query(**params)
-    page_plan = await _plan(seeded, page_statement(USER, query))
-    count_plan = await _plan(seeded, count_statement(USER, query))
+    page_plan = await _plan(seeded, page_statement(query).params(list_parameters(USER, query)))
+    count_plan = await _plan(seeded, count_statement(query).params(list_parameters(USER, query)))
     assert _tasks_seq_scans(page_plan) == [], page_plan
     assert _tasks_seq_scans(count_plan) == [], count_plan
     used = _index_names(page_plan) | _index_names(count_plan)
@@ -159,7 +164,8 @@ async def test_each_filter_avoids_a_sequential_scan(seeded: Resources, name: str
 
 @pytest.mark.parametrize("sort", SORTS)
 async def test_each_single_key_sort_is_served_by_an_index(seeded: Resources, sort: str) -> None:
-    plan = await _plan(seeded, page_statement(USER, parse_list_query(sort=[sort])))
+    query = parse_list_query(sort=[sort])
+    plan = await _plan(seeded, page_statement(query).params(list_parameters(USER, query)))
     assert _tasks_seq_scans(plan) == [], plan
     field = sort.removeprefix("-")
     assert any(field.split("_")[0] in index for index in _index_names(plan)), plan
