@@ -58,11 +58,10 @@ from loadtests.shapes import selected_shape
 
 # --- the knobs --------------------------------------------------------------------------------
 
-THINK_TIME_SECONDS = env.think_time((2.0, 8.0))
-"""Pause between two actions of one user, uniform: 5 s on average, so 1000 users make ~200
-actions/s. People in a task app act every 10-30 s; this is a busy user, 2-6 times busier than
-life. `TASKPIPE_LOADTEST_THINK=1,5` (~330 actions/s at 1000 users) is the stress variant the
-README also reports; it overrides this without editing the file."""
+THINK_TIME_SECONDS = env.think_time((1.0, 5.0))
+"""Pause between two actions of one user, uniform: 3 s on average, so 1000 users make ~330
+actions/s. People in a task app act every 10-30 s; this is a busy user, harsher than life.
+`TASKPIPE_LOADTEST_THINK=2,8` overrides it without editing this file."""
 
 READER_WEIGHT = 3
 PLANNER_WEIGHT = 1
@@ -94,7 +93,7 @@ PLANNER_ACTIONS = {
     "sign_in_again": 2,
 }
 """What a planner does next, in 1000ths: 48 % reads, 51 % writes. Over both kinds ~82 % of the
-actions read; logins are 0.2 % (~0.4/s at 1000 users, ~100 ms of bcrypt CPU per second)."""
+actions read; logins are 0.2 % (~0.7/s at 1000 users, ~170 ms of bcrypt CPU per second)."""
 
 LIST_VARIANTS = {
     "first_page": 40,

@@ -81,7 +81,7 @@ real users come from many addresses. The limiter still runs (one Lua call a logi
 (per account) keeps its production setting."""
 KEEP_ALIVE_SECONDS = 75
 """uvicorn's default keep-alive (5 s) would close idle connections while simulated users think
-(2-8 s), and a POST or PATCH sent on a connection the server is closing cannot be retried safely.
+(1-5 s), and a POST or PATCH sent on a connection the server is closing cannot be retried safely.
 In production clients reach uvicorn through the ingress, which holds upstream connections (nginx:
 75 s); here Locust talks to uvicorn directly, so the run gives uvicorn the ingress's keep-alive."""
 PLATFORM_NICE = 5
