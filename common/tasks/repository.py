@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import Executable
 
 from common.models import Task, TaskStatus, task_categories
 from common.tasks.queries import (
@@ -35,9 +37,19 @@ class TaskRepository:
     def __init__(self, session: AsyncSession | AsyncConnection) -> None:
         self._session = session
 
+    async def _execute(
+        self, statement: Executable, parameters: dict[str, Any] | None = None
+    ) -> Result[Any]:
+        """Core execution, also inside a session's transaction: these statements load no ORM
+        objects, and the session's ORM execution layer would cost more than the SQL."""
+        connection = self._session
+        if isinstance(connection, AsyncSession):
+            connection = await connection.connection()
+        return await connection.execute(statement, parameters)
+
     async def get_view(self, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow | None:
         """The task as a response shows it (one statement), fresh from the database."""
-        result = await self._session.execute(_GET_VIEW, {"task_id": task_id, "user_id": user_id})
+        result = await self._execute(_GET_VIEW, {"task_id": task_id, "user_id": user_id})
         return result.first()
 
     async def insert(self, values: dict[str, Any]) -> TaskRow:
@@ -47,7 +59,7 @@ class TaskRepository:
             .values(created_at=now, updated_at=now, **values)
             .returning(*NEW_TASK_COLUMNS)
         )
-        return (await self._session.execute(stmt)).one()
+        return (await self._execute(stmt)).one()
 
     async def update_changed(
         self,
@@ -91,7 +103,7 @@ class TaskRepository:
         )
         if version is not None:
             stmt = stmt.where(Task.version == version)
-        return (await self._session.execute(stmt)).first()
+        return (await self._execute(stmt)).first()
 
     async def soft_delete(
         self, user_id: uuid.UUID, task_id: uuid.UUID, *, version: int | None = None
@@ -110,7 +122,7 @@ class TaskRepository:
             .returning(Task.id)
             .execution_options(synchronize_session=False)
         )
-        return (await self._session.execute(stmt)).first() is not None
+        return (await self._execute(stmt)).first() is not None
 
     async def touch(self, user_id: uuid.UUID, task_id: uuid.UUID) -> bool:
         """Bump the version of a live task (its representation changed), locking its row."""
@@ -121,7 +133,7 @@ class TaskRepository:
             .returning(Task.id)
             .execution_options(synchronize_session=False)
         )
-        return (await self._session.execute(stmt)).first() is not None
+        return (await self._execute(stmt)).first() is not None
 
     async def link_category(self, task_id: uuid.UUID, category_id: uuid.UUID) -> bool:
         """False when the link already existed."""
@@ -131,7 +143,7 @@ class TaskRepository:
             .on_conflict_do_nothing()
             .returning(task_categories.c.task_id)
         )
-        return (await self._session.execute(stmt)).first() is not None
+        return (await self._execute(stmt)).first() is not None
 
     async def unlink_category(self, task_id: uuid.UUID, category_id: uuid.UUID) -> bool:
         stmt = (
@@ -142,7 +154,7 @@ class TaskRepository:
             )
             .returning(task_categories.c.task_id)
         )
-        return (await self._session.execute(stmt)).first() is not None
+        return (await self._execute(stmt)).first() is not None
 
     async def list_page(
         self, user_id: uuid.UUID, query: TaskListQuery
@@ -152,8 +164,8 @@ class TaskRepository:
         `count(*) OVER ()` at 50k rows: it can be an index-only scan, while the window function
         must fetch every matching row."""
         parameters = list_parameters(user_id, query)
-        rows = (await self._session.execute(page_statement(query), parameters)).all()
+        rows = (await self._execute(page_statement(query), parameters)).all()
         if query.offset == 0 and len(rows) < query.limit:
             return rows, len(rows)
-        count = await self._session.execute(count_statement(query), parameters)
+        count = await self._execute(count_statement(query), parameters)
         return rows, count.scalar_one()
