@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -83,19 +85,41 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+# asyncpg's errors for a server that is going away, starting up or full.
+_UNAVAILABLE = (
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    OSError,
+)
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    if isinstance(exc, SQLAlchemyTimeoutError | OSError):  # pool exhausted; refused
+        return True
+    if isinstance(exc, DBAPIError):
+        # SQLAlchemy's adapter wraps asyncpg's exception: it is the cause of `orig`.
+        driver_error = exc.orig.__cause__ if exc.orig is not None else None
+        return exc.connection_invalidated or isinstance(driver_error, _UNAVAILABLE)
+    return False
+
+
 async def _database_error(request: Request, exc: Exception) -> Response:
-    """A dropped database connection (PostgreSQL restarted, a failover) is the server's
-    trouble, not the client's: 503 with Retry-After, since the pool has already replaced its
-    connections for the retry. Any other database error is a bug: 500."""
-    assert isinstance(exc, DBAPIError)
-    if not exc.connection_invalidated:
+    """PostgreSQL out of reach (restarting, failing over, refusing connections, the pool
+    exhausted) is the server's trouble, not the client's: 503 with Retry-After. A dropped
+    connection has already made the pool replace its connections for the retry. Any other
+    database error is a bug: 500."""
+    if not _database_unavailable(exc):
         return await _unexpected_error(request, exc)
-    log.warning("database_connection_lost", path=request.url.path, error=repr(exc.orig))
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    log.warning("dependency_unavailable", path=request.url.path, error=repr(original))
     return problem_response(
         status=503,
         code="service-unavailable",
         title="Service unavailable",
-        detail="The database connection was lost; retry the request",
+        detail="The database is out of reach for a moment; retry the request",
         instance=request.url.path,
         request_id=request_id_var.get(),
         headers={"Retry-After": "1"},
@@ -119,4 +143,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(SQLAlchemyTimeoutError, _database_error)
+    app.add_exception_handler(OSError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

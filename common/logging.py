@@ -35,7 +35,7 @@ def _redact_secrets(
 
 def _orjson_dumps(event_dict: object, **_: object) -> str:
     """One log line per request: orjson renders it several times faster than `json`."""
-    return orjson.dumps(event_dict, default=repr).decode()
+    return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:

@@ -68,14 +68,17 @@ class TaskRepository:
         changes: dict[str, Any],
         *,
         version: int | None,
+        keep_due_date: bool = False,
     ) -> TaskRow | None:
         """Apply `changes` in one statement and return the task, or None when nothing matched:
         no such live task, not at `version` (when given), or every value already as asked.
 
         A compare-and-set: of two racing writers with the same version exactly one matches;
         the other waits for its row lock, re-checks the condition after the commit and matches
-        nothing. A new due date re-arms its reminder; a status change sets `completed_at` when
-        it becomes `completed` and clears it otherwise (the CASEs see the row before the update).
+        nothing. With `keep_due_date`, it matches only while the task's due date is already
+        the one in `changes` (how a past due date may be echoed back). A new due date re-arms
+        its reminder; a status change sets `completed_at` when it becomes `completed` and
+        clears it otherwise (the CASEs see the row before the update).
         """
         values: dict[str, Any] = dict(changes)
         if "due_date" in changes:
@@ -98,11 +101,18 @@ class TaskRepository:
                 or_(*(getattr(Task, name).is_distinct_from(v) for name, v in changes.items())),
             )
             .values(**values, version=Task.version + 1, updated_at=func.statement_timestamp())
-            .returning(*VIEW_COLUMNS)
             .execution_options(synchronize_session=False)
         )
-        if version is not None:
-            stmt = stmt.where(Task.version == version)
+        if keep_due_date:
+            stmt = stmt.where(Task.due_date.is_not_distinct_from(changes["due_date"]))
+        if version is None:
+            # Without a version check the UPDATE may have waited for another writer's row
+            # lock (a category assignment, say) and RETURNING's subquery would still see the
+            # categories of before; a statement of its own sees the committed state.
+            if (await self._execute(stmt.returning(Task.id))).first() is None:
+                return None
+            return await self.get_view(user_id, task_id)
+        stmt = stmt.where(Task.version == version).returning(*VIEW_COLUMNS)
         return (await self._execute(stmt)).first()
 
     async def soft_delete(

@@ -101,38 +101,42 @@ class TaskService:
         unchanged values writes nothing.
 
         Usually one statement: an UPDATE that checks the version and that something changes,
-        and returns the task. The task is read first only to evaluate `precondition`, or to
-        tell an unchanged past due date (allowed) from a new one (400)."""
+        and returns the task. The task is read first only to evaluate `precondition`; after an
+        UPDATE that matched nothing, one read tells why."""
         unknown = set(changes) - EDITABLE_FIELDS
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
         if "description" in changes:
             changes = {**changes, "description": changes["description"] or None}
-        due_date = changes.get("due_date")
-        if precondition is not None or (due_date is not None and _in_past(due_date)):
+        version = expected_version
+        if precondition is not None:
             current = await self.get(user_id, task_id)
-            if precondition is not None and not precondition(current):
+            if not precondition(current):
                 raise PreconditionFailed("The task has changed since you read it (If-Match)")
             if expected_version is not None and current.version != expected_version:
                 raise VersionConflict(current.version)
-            if "due_date" in changes and due_date != current.due_date:
-                _require_future(due_date)
-            expected_version = current.version
+            version = current.version
+        # A due date in the past is accepted only where it is the task's current one (a client
+        # echoing the task back); the UPDATE itself checks that, so no read is needed first.
+        past_due_date = changes.get("due_date") is not None and _in_past(changes["due_date"])
         task = None
         if changes:
             task = await self._tasks.update_changed(
-                user_id, task_id, changes, version=expected_version
+                user_id, task_id, changes, version=version, keep_due_date=past_due_date
             )
         if task is not None:
             await self._commit(user_id)
             return task
-        # Nothing matched: gone, changed by someone else, or nothing to change.
+        # Nothing matched: gone (404), changed by someone else, a new past due date, or
+        # nothing to change.
         latest = await self.get(user_id, task_id)
-        if expected_version is None or latest.version == expected_version:
-            return latest
-        if precondition is not None:
+        if version is not None and latest.version != version:
+            if expected_version is not None:
+                raise VersionConflict(latest.version)
             raise PreconditionFailed("The task has changed since you read it (If-Match)")
-        raise VersionConflict(latest.version)
+        if past_due_date and latest.due_date != changes["due_date"]:
+            _require_future(changes["due_date"])
+        return latest
 
     async def delete(
         self, user_id: uuid.UUID, task_id: uuid.UUID, *, precondition: Precondition | None = None

@@ -7,11 +7,15 @@ request that meets a dead connection fails; it must fail as a 503 the client may
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import asyncpg
 import httpx
+from fastapi import FastAPI
 
+from api.resources import Resources
+from common.db.session import autocommit_reads, create_engine
 from tests.support.factories import register
 from tests.support.tasks import TASKS, create_task
 
@@ -53,3 +57,30 @@ async def test_dropped_connections_give_a_retryable_503_then_recover(
         f"{TASKS}/{task['id']}", json={"version": 1, "title": "After"}, headers=account.headers
     )
     assert edited.status_code == 200, edited.text
+
+
+async def test_a_database_that_refuses_connections_gives_503_not_500(
+    app: FastAPI, test_resources: Resources
+) -> None:
+    """PostgreSQL restarting refuses connections for a while: retryable, not a bug."""
+    account_client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    )
+    app.state.resources = test_resources
+    async with account_client:
+        account = await register(account_client)
+        closed_port = test_resources.settings.model_copy(
+            update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/taskpipe"}
+        )
+        unreachable = create_engine(closed_port)
+        app.state.resources = dataclasses.replace(
+            test_resources, reads=autocommit_reads(unreachable)
+        )
+        try:
+            response = await account_client.get(UNCACHED_LIST, headers=account.headers)
+        finally:
+            await unreachable.dispose()
+            app.state.resources = None
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["type"].endswith("service-unavailable")

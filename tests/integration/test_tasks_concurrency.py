@@ -8,9 +8,14 @@ test transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -19,6 +24,20 @@ from tests.support.factories import register
 from tests.support.tasks import CATEGORIES, TASKS, create_category, create_task, list_tasks
 
 RACERS = 8
+
+
+def _plain_url() -> str:
+    return os.environ["TASKPIPE_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+
+
+@contextlib.asynccontextmanager
+async def live_client_connection() -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own, outside the API's pool (another client's transaction)."""
+    connection = await asyncpg.connect(_plain_url())
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 async def test_racing_patches_with_the_same_version_have_exactly_one_winner(
@@ -100,6 +119,69 @@ async def test_racing_patches_with_if_match_star_all_win_in_turn(
     assert final["title"] == next(
         r.json()["title"] for r in responses if r.json()["version"] == RACERS + 1
     )
+
+
+async def test_if_match_star_waiting_for_an_assignment_answers_with_its_category(
+    live_client: httpx.AsyncClient,
+) -> None:
+    """A last-writer-wins PATCH that waited for another transaction's row lock answers with
+    what that transaction committed (its category), not the snapshot from before the wait."""
+    account = await register(live_client)
+    task = await create_task(live_client, account)
+    category = await create_category(live_client, account, "Assigned meanwhile")
+    async with live_client_connection() as other:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute(
+            "UPDATE tasks SET version = version + 1 WHERE id = $1", uuid.UUID(task["id"])
+        )
+        await other.execute(
+            "INSERT INTO task_categories (task_id, category_id) VALUES ($1, $2)",
+            uuid.UUID(task["id"]),
+            uuid.UUID(category["id"]),
+        )
+        patch = asyncio.create_task(
+            live_client.patch(
+                f"{TASKS}/{task['id']}",
+                json={"title": "Waited"},
+                headers={**account.headers, "If-Match": "*"},
+            )
+        )
+        await asyncio.sleep(0.3)  # the PATCH is now waiting for the row lock
+        assert not patch.done()
+        await transaction.commit()
+        response = await asyncio.wait_for(patch, timeout=10)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["title"], body["version"]) == ("Waited", 3)
+    assert [c["name"] for c in body["categories"]] == ["Assigned meanwhile"]
+    read = await live_client.get(f"{TASKS}/{task['id']}", headers=account.headers)
+    assert read.headers["ETag"] == response.headers["ETag"]
+
+
+async def test_a_race_lost_with_both_version_and_etag_is_a_409_with_the_version(
+    live_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await register(live_client)
+    task = await create_task(live_client, account)
+    url = f"{TASKS}/{task['id']}"
+    etag = (await live_client.get(url, headers=account.headers)).headers["ETag"]
+    update_changed = TaskRepository.update_changed
+
+    async def another_write_first(self: TaskRepository, *args: Any, **kwargs: Any) -> Any:
+        # Someone else's edit commits between our If-Match check and our UPDATE.
+        async with live_client_connection() as connection:
+            await connection.execute(
+                "UPDATE tasks SET version = version + 1 WHERE id = $1", uuid.UUID(task["id"])
+            )
+        return await update_changed(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskRepository, "update_changed", another_write_first)
+    response = await live_client.patch(
+        url, json={"version": 1, "title": "Late"}, headers={**account.headers, "If-Match": etag}
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["current_version"] == 2
 
 
 async def test_a_patch_racing_a_delete_never_fails_with_a_500(
