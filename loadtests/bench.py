@@ -225,17 +225,11 @@ def spawn_server(port: int, log_level: str) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
-        "api.main:app",
+        "api.server",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
         "--log-level",
         "warning",
     ]

@@ -30,8 +30,7 @@ def api_server(database: str, committed_data: None) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "api.main:app",
+            "api.server",
             "--host",
             "127.0.0.1",
             "--port",
