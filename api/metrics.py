@@ -24,6 +24,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -80,7 +81,8 @@ def family_text(name: str, kind: str, help_text: str, samples: Iterable[Sample])
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
         rendered = ",".join(f'{key}="{label}"' for key, label in labels.items())
-        lines.append(f"{name}{{{rendered}}} {value:g}" if rendered else f"{name} {value:g}")
+        number = floatToGoString(value)
+        lines.append(f"{name}{{{rendered}}} {number}" if rendered else f"{name} {number}")
     return "\n".join(lines) + "\n"
 
 
