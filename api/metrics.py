@@ -81,7 +81,7 @@ def family_text(name: str, kind: str, help_text: str, samples: Iterable[Sample])
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
         rendered = ",".join(f'{key}="{label}"' for key, label in labels.items())
-        number = floatToGoString(value)
+        number = floatToGoString(value)  # type: ignore[no-untyped-call]
         lines.append(f"{name}{{{rendered}}} {number}" if rendered else f"{name} {number}")
     return "\n".join(lines) + "\n"
 
