@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"compose-smoke: FAILED: {exc}", file=sys.stderr)
         return 1
     env |= {variable: str(free_port()) for variable in PORT_VARIABLES}
-    env["TASKPIPE_PUBLIC_URL"] = f"http://127.0.0.1:{env['TASKPIPE_API_PORT']}"
+    env["TASKPIPE_PUBLIC_URL"] = f"http://127.0.0.1:{env['API_HOST_PORT']}"
     project = ComposeProject(PROJECT, env)
     project.down()  # whatever an interrupted run left behind
     failed = False

@@ -11,7 +11,7 @@ from deploy.engine import ComposeProject
 from deploy.mailbox import Mailbox
 
 # Host ports docker-compose.yml publishes (its `${VAR:-default}`s); the smoke picks free ones.
-PORT_VARIABLES = ("TASKPIPE_API_PORT", "TASKPIPE_FLOWER_HOST_PORT", "TASKPIPE_MAILPIT_PORT")
+PORT_VARIABLES = ("API_HOST_PORT", "FLOWER_HOST_PORT", "MAILPIT_HOST_PORT")
 
 
 def free_port() -> int:
@@ -40,13 +40,13 @@ class Stack:
             flower_env.get("TASKPIPE_FLOWER_PASSWORD", "taskpipe"),
         )
         mail_http = httpx.Client(
-            base_url=f"http://127.0.0.1:{env['TASKPIPE_MAILPIT_PORT']}", timeout=10
+            base_url=f"http://127.0.0.1:{env['MAILPIT_HOST_PORT']}", timeout=10
         )
         return cls(
             project=project,
-            api=httpx.Client(base_url=f"http://127.0.0.1:{env['TASKPIPE_API_PORT']}", timeout=10),
+            api=httpx.Client(base_url=f"http://127.0.0.1:{env['API_HOST_PORT']}", timeout=10),
             flower=httpx.Client(
-                base_url=f"http://127.0.0.1:{env['TASKPIPE_FLOWER_HOST_PORT']}",
+                base_url=f"http://127.0.0.1:{env['FLOWER_HOST_PORT']}",
                 auth=auth,
                 timeout=10,
             ),
