@@ -23,6 +23,7 @@ from deploy.stack import Stack
 CLIENTS = 2
 PAUSE_SECONDS = 0.1
 REGISTRATIONS = 4
+REGISTRATION_PAUSE_SECONDS = 1.5
 LOAD_BEFORE_RESTART_SECONDS = 2.0
 LOAD_AFTER_RESTART_SECONDS = 3.0
 
@@ -72,7 +73,8 @@ def _client_loop(stack: Stack, user: User, result: LoadResult, stop: threading.E
         time.sleep(PAUSE_SECONDS)
 
 
-def _registration_loop(stack: Stack, result: LoadResult, stop: threading.Event) -> None:
+def _registration_loop(stack: Stack, result: LoadResult) -> None:
+    """A new user every REGISTRATION_PAUSE_SECONDS, spanning the restart (all of them, always)."""
     for _ in range(REGISTRATIONS):
         email = new_email("rolling")
         try:
@@ -88,8 +90,7 @@ def _registration_loop(stack: Stack, result: LoadResult, stop: threading.Event) 
                 result.registered.append(email)
         except SmokeFailure as exc:
             result.fail(str(exc))
-        if stop.wait(1.5):
-            return
+        time.sleep(REGISTRATION_PAUSE_SECONDS)
 
 
 def restart_under_load(stack: Stack, user: User) -> LoadResult:
@@ -99,9 +100,7 @@ def restart_under_load(stack: Stack, user: User) -> LoadResult:
         threading.Thread(target=_client_loop, args=(stack, user, result, stop), daemon=True)
         for _ in range(CLIENTS)
     ]
-    threads.append(
-        threading.Thread(target=_registration_loop, args=(stack, result, stop), daemon=True)
-    )
+    threads.append(threading.Thread(target=_registration_loop, args=(stack, result), daemon=True))
     for thread in threads:
         thread.start()
     time.sleep(LOAD_BEFORE_RESTART_SECONDS)
