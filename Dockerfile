@@ -1,10 +1,9 @@
 # Taskpipe: one image for the API, the Celery worker and beat, Flower and the migrations.
 # The command differs per process (see docker-compose.yml and k8s/); the default runs the API.
 #
-# Build (BuildKit, the default builder since Docker 23, is needed for the cache mounts):
+# Build (BuildKit, the default builder since Docker 23, is needed for the cache mount):
 #   docker build -t taskpipe:dev .
-# No Docker engine runs on the development machines of this project: tests/deploy/ checks this file
-# by reading it (stages, user, healthcheck, entry points), not by building it.
+# `make compose-smoke` builds it, runs the compose stack and drives a smoke scenario through it.
 
 ARG PYTHON_VERSION=3.11
 
@@ -28,32 +27,28 @@ RUN pip install "uv==${UV_VERSION}"
 
 WORKDIR /app
 
-# Dependencies first: this layer is rebuilt only when the lock file changes.
+# The dependencies alone: this layer (and the runtime's copy of it) changes only with uv.lock.
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-install-project --no-editable
 
-# Then the project itself, installed non-editable into the venv (console script `taskpipe`).
-COPY README.md ./
-COPY api ./api
-COPY common ./common
-COPY worker ./worker
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-default-groups --no-editable
-
 # ---------------------------------------------------------------------------------------------
-# runtime: the venv, the migrations, a non-root user; no compiler, no pip/uv cache, no sources
+# runtime: the dependencies' venv, then the code; no compiler, no pip/uv, no tests or dev tools
 # ---------------------------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 
 LABEL org.opencontainers.image.title="taskpipe" \
       org.opencontainers.image.description="Taskpipe API, Celery worker/beat, Flower and migrations"
 
+# TASKPIPE_ENV=production: a container that forgets to configure itself refuses the development
+# secrets instead of running with them (compose sets development explicitly).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONFAULTHANDLER=1 \
+    PYTHONPATH=/app \
     VIRTUAL_ENV=/app/.venv \
     PATH="/app/.venv/bin:${PATH}" \
+    TASKPIPE_ENV=production \
     WEB_CONCURRENCY=1 \
     FORWARDED_ALLOW_IPS="127.0.0.1"
 
@@ -63,10 +58,17 @@ RUN groupadd --system --gid 10001 taskpipe \
 
 WORKDIR /app
 
-# Owned by root and read-only for the process user: the app never writes into its own code.
+# Layers from the least to the most often changed, so a code change ships a few hundred kB and
+# the dependency layer stays cached (locally and in the registry). Everything is owned by root
+# and read-only for the process user: the app never writes into its own code.
 COPY --from=builder /app/.venv /app/.venv
 COPY alembic.ini ./
 COPY migrations ./migrations
+COPY common ./common
+COPY worker ./worker
+COPY api ./api
+# Bytecode now: at run time the root filesystem is read-only and nothing may be written.
+RUN python -m compileall -q -j 0 common worker api migrations
 
 USER 10001:10001
 
@@ -79,9 +81,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 STOPSIGNAL SIGTERM
 
-# Exec form: uvicorn is PID 1 and receives SIGTERM itself. It stops accepting connections, lets
-# in-flight requests finish for up to 25 s, then exits. Worker processes: $WEB_CONCURRENCY
-# (uvicorn's own default source; 1 here, scale with containers/pods; more than 1 also needs
-# PROMETHEUS_MULTIPROC_DIR so that /metrics covers every process). Proxy headers are trusted from
-# $FORWARDED_ALLOW_IPS.
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--loop", "uvloop", "--http", "httptools", "--proxy-headers", "--timeout-graceful-shutdown", "25", "--no-access-log"]
+# Exec form, no shell and no init: the server is PID 1 and gets SIGTERM itself (uvicorn's
+# supervisor passes it on to its worker processes). It stops accepting connections, lets
+# in-flight requests finish for up to 25 s, then exits 0. Processes: $WEB_CONCURRENCY (1 here;
+# more than 1 also needs PROMETHEUS_MULTIPROC_DIR). Proxy headers are trusted from
+# $FORWARDED_ALLOW_IPS only. Operators' commands: `python -m worker.cli queues|check|jobs ...`.
+CMD ["python", "-m", "api.server", "--host", "0.0.0.0", "--port", "8000"]

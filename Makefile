@@ -16,7 +16,7 @@ LADDER ?= 250,500,1000,1500,2000
 LADDER_DURATION ?= 2m
 LOADTEST_ARGS ?=
 
-.PHONY: help install run test lint format typecheck migrate loadtest loadtest-ladder clean
+.PHONY: help install run test lint format typecheck migrate loadtest loadtest-ladder compose-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ loadtest: install ## Locust, production mode: USERS=1000 SPAWN_RATE=10 DURATION=
 
 loadtest-ladder: install ## one run per user count in LADDER, and a PNG of p95 and RPS against users
 	$(PY) -m loadtests.run --ladder $(LADDER) --spawn-rate $(SPAWN_RATE) --duration $(LADDER_DURATION) $(LOADTEST_ARGS)
+
+compose-smoke: install ## build the image, run the compose stack, drive a smoke scenario, tear down (Docker)
+	$(PY) -m deploy.smoke
 
 clean: ## remove the venv, tools and local data
 	rm -rf .venv .taskpipe .mypy_cache .ruff_cache .pytest_cache

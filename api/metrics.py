@@ -1,23 +1,47 @@
-"""HTTP metrics and the /metrics exposition (multi-process aware for several uvicorn workers)."""
+"""HTTP metrics and the /metrics exposition (multi-process aware for several uvicorn workers).
+
+Besides this process's own metrics, a scrape reports what no single process owns, read when
+Prometheus asks: the workers' totals and heartbeats (kept in Redis by common.jobstats), the
+broker's queue depths and the outbox backlog. Each of those reads is bounded in time and skipped
+(and logged) when its store does not answer, so /metrics itself never hangs or fails.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-from redis.asyncio import Redis
+from prometheus_client.utils import floatToGoString
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common.jobstats import FAMILIES, read_all
+from common.jobs import Queue
+from common.jobstats import FAMILIES, read_all, read_heartbeats
+from common.logging import get_logger
 from common.metrics import REDIS_FAILURES
+from common.models import OutboxJob
 from common.redis import REDIS_ERRORS
+
+if TYPE_CHECKING:
+    from api.resources import Resources
+
+log = get_logger(__name__)
+
+SCRAPE_READ_TIMEOUT_SECONDS = 2.0
+UNACKED_KEY = "unacked"  # kombu's Redis transport: messages delivered to a worker, not yet acked
 
 HTTP_REQUESTS = Counter(
     "taskpipe_http_requests_total",
@@ -30,29 +54,135 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0),
 )
+DB_POOL_IN_USE = Gauge(
+    "taskpipe_db_pool_connections_in_use",
+    "Database connections checked out of the API's pools",
+    multiprocess_mode="livesum",
+)
+DB_POOL_MAX = Gauge(
+    "taskpipe_db_pool_connections_max",
+    "The most connections the API's pools may open (pool size + overflow)",
+    multiprocess_mode="livesum",
+)
 
 
-def _job_stats_text(stats: dict[str, dict[str, int]]) -> bytes:
-    """Worker totals (kept in Redis by common.jobstats) in the Prometheus text format."""
-    lines: list[str] = []
-    for family, (name, help_text, label) in FAMILIES.items():
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-        lines += [
-            f'{name}{{{label}="{key}"}} {value}'
-            for key, value in sorted(stats.get(family, {}).items())
-        ]
-    return ("\n".join(lines) + "\n").encode()
+def observe_pool(engine: AsyncEngine, capacity: int) -> None:
+    """Count checkouts of the engine's pool (every process reports its own; /metrics adds up)."""
+    DB_POOL_MAX.set(capacity)
+    event.listen(engine.sync_engine, "checkout", lambda *_: DB_POOL_IN_USE.inc())
+    event.listen(engine.sync_engine, "checkin", lambda *_: DB_POOL_IN_USE.dec())
 
 
-async def render_metrics(redis: Redis) -> tuple[bytes, str]:
+Sample = tuple[dict[str, str], float]
+
+
+def family_text(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> str:
+    """One metric family in the Prometheus text format."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        rendered = ",".join(f'{key}="{label}"' for key, label in labels.items())
+        number = floatToGoString(value)  # type: ignore[no-untyped-call]
+        lines.append(f"{name}{{{rendered}}} {number}" if rendered else f"{name} {number}")
+    return "\n".join(lines) + "\n"
+
+
+async def _bounded(read: Any, what: str) -> Any:
+    """Await one scrape-time read; None (and a log line) when its store fails or is slow."""
+    try:
+        return await asyncio.wait_for(read, SCRAPE_READ_TIMEOUT_SECONDS)
+    except REDIS_ERRORS as exc:
+        REDIS_FAILURES.labels(operation=what).inc()
+        log.warning("metrics_read_failed", read=what, error=repr(exc))
+    except Exception as exc:  # the database: any failure only costs these samples
+        log.warning("metrics_read_failed", read=what, error=repr(exc))
+    return None
+
+
+async def _worker_totals(resources: Resources) -> str:
+    stats = await _bounded(read_all(resources.redis), "job_stats") or {}
+    heartbeats = await _bounded(read_heartbeats(resources.redis), "job_stats") or {}
+    text = "".join(
+        family_text(
+            name,
+            "counter",
+            help_text,
+            (({label: key}, value) for key, value in sorted(stats.get(family, {}).items())),
+        )
+        for family, (name, help_text, label) in FAMILIES.items()
+    )
+    return text + family_text(
+        "taskpipe_heartbeat_timestamp_seconds",
+        "gauge",
+        "Unix time of the last heartbeat of the worker and of beat",
+        (({"component": c}, at) for c, at in sorted(heartbeats.items())),
+    )
+
+
+async def _broker_queues(resources: Resources) -> str:
+    async def read() -> tuple[list[int], int]:
+        async with resources.broker.pipeline(transaction=False) as pipe:
+            for queue in Queue.ALL:
+                pipe.llen(queue)
+            pipe.hlen(UNACKED_KEY)
+            *depths, unacked = await pipe.execute()
+        return [int(d) for d in depths], int(unacked)
+
+    found = await _bounded(read(), "queue_depth")
+    depths, unacked = found if found is not None else ([], None)
+    text = family_text(
+        "taskpipe_queue_depth",
+        "gauge",
+        "Jobs waiting in each broker queue",
+        (({"queue": q}, float(d)) for q, d in zip(Queue.ALL, depths, strict=False)),
+    )
+    return text + family_text(
+        "taskpipe_queue_unacknowledged_jobs",
+        "gauge",
+        "Jobs a worker has taken and not yet acknowledged",
+        [({}, float(unacked))] if unacked is not None else [],
+    )
+
+
+async def _outbox(resources: Resources) -> str:
+    async def read() -> tuple[int, datetime | None]:
+        async with resources.reads() as connection:
+            row = (
+                await connection.execute(
+                    select(func.count(OutboxJob.id), func.min(OutboxJob.created_at))
+                )
+            ).one()
+        return int(row[0]), row[1]
+
+    found = await _bounded(read(), "outbox")
+    pending: list[Sample] = []
+    oldest: list[Sample] = []
+    if found is not None:
+        count, first = found
+        age = (datetime.now(UTC) - first).total_seconds() if first is not None else 0.0
+        pending, oldest = [({}, float(count))], [({}, max(age, 0.0))]
+    return family_text(
+        "taskpipe_outbox_pending_jobs",
+        "gauge",
+        "Jobs committed but not yet handed to the broker (the relay sends them)",
+        pending,
+    ) + family_text(
+        "taskpipe_outbox_oldest_job_age_seconds",
+        "gauge",
+        "Age of the oldest job still in the outbox (0 when it is empty)",
+        oldest,
+    )
+
+
+def _process_metrics() -> bytes:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        payload = generate_latest(registry)
-    else:
-        payload = generate_latest(DEFAULT_REGISTRY)
-    try:
-        payload += _job_stats_text(await read_all(redis))
-    except REDIS_ERRORS:
-        REDIS_FAILURES.labels(operation="job_stats").inc()
-    return payload, CONTENT_TYPE_LATEST
+        return generate_latest(registry)
+    return generate_latest(DEFAULT_REGISTRY)
+
+
+async def render_metrics(resources: Resources) -> tuple[bytes, str]:
+    shared = await asyncio.gather(
+        _worker_totals(resources), _broker_queues(resources), _outbox(resources)
+    )
+    return _process_metrics() + "".join(shared).encode(), CONTENT_TYPE_LATEST

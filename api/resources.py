@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api.metrics import observe_pool
 from common.auth.lockout import LoginLockout
 from common.auth.revocation import TokenRevocations
 from common.cache import ResponseCache
@@ -31,6 +32,9 @@ class Resources:
     session_factory: async_sessionmaker[AsyncSession]
     reads: ReadConnection
     redis: Redis
+    broker: Redis
+    """The Celery broker's Redis (the same client when the broker is the cache Redis); read
+    for queue depths in /metrics."""
     hasher: PasswordHasher
     limiter: RateLimiter
     lockout: LoginLockout
@@ -42,7 +46,13 @@ class Resources:
     @classmethod
     def create(cls, settings: Settings) -> Resources:
         engine = create_engine(settings)
+        observe_pool(engine, settings.db_pool_size + settings.db_max_overflow)
         redis = create_redis(settings)
+        broker = (
+            redis
+            if settings.celery_broker_url == settings.redis_url
+            else create_redis(settings, settings.celery_broker_url)
+        )
         limiter = RateLimiter(redis, fail_open=settings.rate_limit_fail_open)
         return cls(
             settings=settings,
@@ -50,6 +60,7 @@ class Resources:
             session_factory=create_session_factory(engine),
             reads=autocommit_reads(engine),
             redis=redis,
+            broker=broker,
             hasher=PasswordHasher(settings.bcrypt_rounds, settings.max_concurrent_hashes),
             limiter=limiter,
             lockout=LoginLockout(redis, limiter, settings),
@@ -61,5 +72,7 @@ class Resources:
 
     async def close(self) -> None:
         self.hasher.shutdown()
+        if self.broker is not self.redis:
+            await self.broker.aclose()
         await self.redis.aclose()
         await self.engine.dispose()

@@ -62,4 +62,5 @@ app.conf.update(
 )
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
 
+import worker.jobmetrics  # noqa: E402  (job outcomes by task, for /metrics)
 import worker.signals  # noqa: E402,F401  (logging, request id and heartbeat wiring)

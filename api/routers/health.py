@@ -63,5 +63,5 @@ async def ready(resources: ResourcesDep) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(resources: ResourcesDep) -> Response:
-    payload, content_type = await render_metrics(resources.redis)
+    payload, content_type = await render_metrics(resources)
     return Response(payload, media_type=content_type)

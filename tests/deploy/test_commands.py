@@ -1,8 +1,9 @@
 """Every command and probe of the Dockerfile, docker-compose.yml and k8s/ names real code.
 
 A renamed module, app object, Celery app, route or queue makes the matching case below fail.
-Modules these tests need from the app: `api.main:app` (with GET /health, /ready, /metrics),
-`worker.app` (the Celery app), `worker.healthcheck`, `worker.flower`, and alembic.ini + migrations/.
+Modules these tests need from the app: `api.server` (serving `api.main:app`, with GET /health,
+/ready, /metrics), `worker.app` (the Celery app), `worker.healthcheck`, `worker.flower`, and
+alembic.ini + migrations/.
 """
 
 from __future__ import annotations
@@ -11,35 +12,21 @@ from typing import Any
 
 import pytest
 
-from . import (
-    K8S,
+from .commands import (
     Command,
-    all_containers,
     check_command,
-    dockerfile_stages,
-    exec_form,
-    healthcheck_argv,
-    healthcheck_cmd,
-    kustomization_dirs,
-    pod_spec,
-    rendered,
+    runs_api,
+    runs_flower,
     server_of,
     server_serves,
-    taskpipe_compose_services,
 )
-
-
-def _image_cmd() -> list[str]:
-    final = dockerfile_stages()[-1]
-    cmds = [i for i in final if i.keyword == "CMD"]
-    assert cmds, "the runtime stage has a CMD"
-    argv = exec_form(cmds[-1].args)
-    assert argv is not None, "CMD in exec form, so that the process gets SIGTERM"
-    return argv
+from .compose_file import healthcheck_argv, published_container_ports, taskpipe_compose_services
+from .dockerfile import dockerfile_stages, healthcheck_cmd, image_cmd
+from .manifests import K8S, all_containers, app_kustomization_dirs, pod_spec, rendered
 
 
 def dockerfile_commands() -> list[Command]:
-    cmd = _image_cmd()
+    cmd = image_cmd()
     out = [Command("Dockerfile CMD", cmd)]
     for ins in dockerfile_stages()[-1]:
         if ins.keyword == "HEALTHCHECK":
@@ -52,7 +39,7 @@ def dockerfile_commands() -> list[Command]:
 def compose_commands() -> list[Command]:
     out = []
     for name, svc in taskpipe_compose_services().items():
-        argv = [str(a) for a in svc["command"]] if "command" in svc else _image_cmd()
+        argv = [str(a) for a in svc["command"]] if "command" in svc else image_cmd()
         out.append(Command(f"compose {name} command", argv))
         hc = svc.get("healthcheck", {})
         if hc and not hc.get("disable"):
@@ -66,13 +53,13 @@ def compose_commands() -> list[Command]:
 
 def _container_argv(c: dict[str, Any]) -> list[str]:
     if "command" not in c:  # the image has no ENTRYPOINT: args alone replace its CMD
-        return [str(a) for a in c["args"]] if "args" in c else _image_cmd()
+        return [str(a) for a in c["args"]] if "args" in c else image_cmd()
     return [str(a) for a in c["command"] + c.get("args", [])]
 
 
 def k8s_commands() -> list[Command]:
     out = []
-    for kdir in kustomization_dirs():
+    for kdir in app_kustomization_dirs():
         rel = kdir.relative_to(K8S)
         for obj in rendered(kdir):
             for c in all_containers(obj):
@@ -106,13 +93,13 @@ def test_every_process_kind_is_deployed_everywhere() -> None:
         found = set()
         for c in cmds:
             argv = c.argv
-            if argv[:1] == ["uvicorn"]:
+            if runs_api(argv):
                 found.add("api")
             elif argv[:1] == ["celery"] and "worker" in argv:
                 found.add("worker")
             elif argv[:1] == ["celery"] and "beat" in argv:
                 found.add("beat")
-            elif argv[:3] == ["python", "-m", "worker.flower"]:
+            elif runs_flower(argv):
                 found.add("flower")
             elif argv[:3] == ["alembic", "upgrade", "head"]:
                 found.add("migrate")
@@ -120,20 +107,19 @@ def test_every_process_kind_is_deployed_everywhere() -> None:
 
     expected = {"api", "worker", "beat", "flower", "migrate"}
     assert kinds(compose_commands()) == expected
-    for kdir in kustomization_dirs():
+    for kdir in app_kustomization_dirs():
         mine = [c for c in k8s_commands() if f" {kdir.relative_to(K8S)} " in c.where]
         assert kinds(mine) == expected, kdir
 
 
 def _http_probes() -> list[tuple[str, dict[int, str], dict[str, int], str, Any]]:
     out = []
-    for kdir in kustomization_dirs():
+    for kdir in app_kustomization_dirs():
         rel = kdir.relative_to(K8S)
         for obj in rendered(kdir):
             spec = pod_spec(obj)
             if spec is None:
                 continue
-            annotations = obj["spec"]["template"]["metadata"].get("annotations", {})
             for c in spec["containers"]:
                 serves = server_of(_container_argv(c))
                 ports = {p["name"]: p["containerPort"] for p in c.get("ports", []) if "name" in p}
@@ -142,16 +128,6 @@ def _http_probes() -> list[tuple[str, dict[int, str], dict[str, int], str, Any]]
                     get = c.get(probe, {}).get("httpGet")
                     if get:
                         out.append((f"{where} {probe}", serves, ports, get["path"], get["port"]))
-                if annotations.get("prometheus.io/scrape") == "true":
-                    out.append(
-                        (
-                            f"{where} prometheus.io",
-                            serves,
-                            ports,
-                            annotations.get("prometheus.io/path", "/metrics"),
-                            int(annotations["prometheus.io/port"]),
-                        )
-                    )
     return out
 
 
@@ -179,11 +155,10 @@ def test_api_probes_are_health_and_ready() -> None:
     assert ("livenessProbe", "/health") in api_probes
     assert ("readinessProbe", "/ready") in api_probes
     assert ("startupProbe", "/health") in api_probes
-    assert ("prometheus.io", "/metrics") in api_probes
 
 
 def test_container_ports_match_the_server_ports() -> None:
-    for kdir in kustomization_dirs():
+    for kdir in app_kustomization_dirs():
         for obj in rendered(kdir):
             spec = pod_spec(obj)
             for c in spec["containers"] if spec else []:
@@ -191,6 +166,6 @@ def test_container_ports_match_the_server_ports() -> None:
                 declared = {p["containerPort"] for p in c.get("ports", [])}
                 assert declared == set(serves), f"{obj['metadata']['name']}: {declared} {serves}"
     for name, svc in taskpipe_compose_services().items():
-        argv = [str(a) for a in svc["command"]] if "command" in svc else _image_cmd()
-        published = {int(str(p).rsplit(":", 1)[-1]) for p in svc.get("ports", [])}
+        argv = [str(a) for a in svc["command"]] if "command" in svc else image_cmd()
+        published = published_container_ports(svc)
         assert published == set(server_of(argv)), f"compose {name}: publishes {published}"

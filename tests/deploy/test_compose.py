@@ -1,7 +1,7 @@
 """docker-compose.yml: the development stack starts in order, checks its own health, runs one beat.
 
-No Docker engine runs here (`docker compose config` needs the compose plugin, which is missing too),
-so the file is parsed and checked against the rules Compose applies and the ones we add.
+The file is read and held to the rules Compose applies and the ones we add; `make compose-smoke`
+(deploy/smoke.py) runs it for real on a Docker engine.
 """
 
 from __future__ import annotations
@@ -11,9 +11,22 @@ from typing import Any
 
 import pytest
 
-from . import COMPOSE_FILE, LONGEST_TASK_HARD_LIMIT, compose, load_yaml, taskpipe_compose_services
+from .compose_file import COMPOSE_FILE, compose, taskpipe_compose_services
+from .environment import compose_env, resolve_compose_value
+from .manifests import load_yaml
+from .test_k8s import LONGEST_TASK_HARD_LIMIT
 
-REQUIRED = {"postgres", "redis", "migrate", "api", "worker", "beat", "flower", "mailpit"}
+REQUIRED = {
+    "postgres",
+    "redis",
+    "redis-cache",
+    "migrate",
+    "api",
+    "worker",
+    "beat",
+    "flower",
+    "mailpit",
+}
 ONE_SHOT = {"migrate"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
@@ -74,7 +87,12 @@ def test_long_running_services_have_healthchecks() -> None:
 
 @pytest.mark.parametrize(
     ("service", "needle"),
-    [("postgres", "pg_isready"), ("redis", "redis-cli ping"), ("mailpit", "readyz")],
+    [
+        ("postgres", "pg_isready"),
+        ("redis", "redis-cli ping"),
+        ("redis-cache", "redis-cli ping"),
+        ("mailpit", "readyz"),
+    ],
 )
 def test_backing_services_use_their_own_readiness_tools(service: str, needle: str) -> None:
     test = " ".join(str(t) for t in _services()[service]["healthcheck"]["test"][1:])
@@ -149,13 +167,18 @@ def test_published_ports() -> None:
     services = _services()
 
     def published(name: str) -> set[int]:
-        # "[ip:]host:container" -> host port
-        return {int(str(p).split(":")[-2]) for p in services[name].get("ports", [])}
+        # "[ip:]host:container" -> host port (its `${VAR:-default}` resolved to the default)
+        return {
+            int(resolve_compose_value(p).split(":")[-2]) for p in services[name].get("ports", [])
+        }
 
     assert 8000 in published("api")
     assert 5555 in published("flower")
     assert 8025 in published("mailpit")
-    for name in ("postgres", "redis"):
+    for name in ("api", "flower", "mailpit"):
+        for port in services[name]["ports"]:
+            assert str(port).startswith("127.0.0.1:"), f"{name}: published on loopback only"
+    for name in ("postgres", "redis", "redis-cache"):
         assert not services[name].get("ports"), f"{name} stays on the compose network"
 
 
@@ -174,3 +197,35 @@ def test_taskpipe_containers_are_hardened_like_in_kubernetes() -> None:
         assert any(str(t).split(":")[0] == "/tmp" for t in svc.get("tmpfs", [])), name
         assert "ALL" in svc.get("cap_drop", []), name
         assert "no-new-privileges:true" in svc.get("security_opt", []), name
+
+
+def _redis_flags(service: str) -> dict[str, str]:
+    argv = [str(a) for a in _services()[service]["command"]]
+    return {
+        flag.removeprefix("--"): value for flag, value in zip(argv[1::2], argv[2::2], strict=True)
+    }
+
+
+def test_queues_and_security_state_are_never_evicted_the_cache_is() -> None:
+    """docs/deploy.md "Redis memory policy": a full broker/security Redis refuses writes rather
+    than dropping a queued job or a revocation; the cache Redis is bounded and evicts."""
+    state, cache = _redis_flags("redis"), _redis_flags("redis-cache")
+    assert state["maxmemory-policy"] == "noeviction"
+    assert state["appendonly"] == "yes"
+    assert cache["maxmemory-policy"] == "allkeys-lru"
+    assert cache["maxmemory"]
+    for name, svc in taskpipe_compose_services().items():
+        env = compose_env(svc)
+        assert env["TASKPIPE_REDIS_URL"].startswith("redis://redis-cache:"), name
+        assert env["TASKPIPE_BROKER_URL"].startswith("redis://redis:"), name
+        assert env["TASKPIPE_SECURITY_REDIS_URL"].startswith("redis://redis:"), name
+        assert env["TASKPIPE_SECURITY_REDIS_URL"] != env["TASKPIPE_BROKER_URL"], name
+
+
+def test_compose_runs_in_development_explicitly_with_a_metrics_token() -> None:
+    """The image defaults to production; compose, with its published development secrets,
+    says development itself (never taken from the shell) and sends /metrics a token."""
+    for name, svc in taskpipe_compose_services().items():
+        env = svc["environment"]
+        assert env["TASKPIPE_ENV"] == "development", name
+        assert compose_env(svc)["TASKPIPE_METRICS_TOKEN"], name

@@ -1,11 +1,11 @@
-"""k8s/: schema-valid objects, complete kustomizations, consistent names/labels/selectors, and the
-production rules for each workload (probes, resources, hardening, one beat, graceful stops)."""
+"""k8s/: every kustomization rendered by `kubectl kustomize`, its objects schema-valid,
+consistent names/labels/selectors, and the production rules for each workload (probes,
+resources, hardening, one beat, graceful stops, who may connect to what)."""
 
 from __future__ import annotations
 
 import functools
-import shutil
-import subprocess
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,19 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
-from . import (
+from api.server import GRACEFUL_SHUTDOWN_SECONDS
+
+from .commands import load_celery_app
+from .manifests import (
     K8S,
     K8S_BASE,
     K8S_VERSION,
-    LONGEST_TASK_HARD_LIMIT,
+    OPERATOR_API_GROUP,
     all_containers,
+    app_kustomization_dirs,
     by_kind,
+    component,
+    container_argv,
     kustomization_dirs,
     label_selector_matches,
     load_all,
@@ -32,11 +38,16 @@ from . import (
     selector_matches,
 )
 
+# The longest hard time limit of any task (seconds); worker pods must get more than this to stop.
+LONGEST_TASK_HARD_LIMIT = 300
+
 # kubernetes-validate re-reads its (large) definitions file for every object; read each file once.
 _kv = kubernetes_validate.utils
 _kv.schema_contents = functools.cache(_kv.schema_contents)
 
-KDIRS = kustomization_dirs()
+ALL_KDIRS = kustomization_dirs()
+ALL_KDIR_IDS = [str(d.relative_to(K8S)) for d in ALL_KDIRS]
+KDIRS = app_kustomization_dirs()
 KDIR_IDS = [str(d.relative_to(K8S)) for d in KDIRS]
 ALL_MANIFESTS = sorted(p for p in K8S.rglob("*.y*ml"))
 
@@ -49,16 +60,8 @@ def _workloads(kdir: Path) -> list[dict[str, Any]]:
     return [o for o in rendered(kdir) if pod_spec(o) is not None]
 
 
-def _component(obj: dict[str, Any]) -> str:
-    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
-
-
-def _argv(container: dict[str, Any]) -> list[str]:
-    return [str(a) for a in container.get("command", []) + container.get("args", [])]
-
-
-def _one(objects: list[dict[str, Any]], component: str) -> list[dict[str, Any]]:
-    return [o for o in objects if _component(o) == component]
+def _one(objects: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [o for o in objects if component(o) == name]
 
 
 # ------------------------------------------------------------------------------- layout
@@ -78,7 +81,7 @@ def test_every_file_is_well_formed_yaml(path: Path) -> None:
         load_all(path)  # every document is an object with apiVersion and kind
 
 
-@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
+@pytest.mark.parametrize("kdir", ALL_KDIRS, ids=ALL_KDIR_IDS)
 def test_kustomization_lists_every_manifest_in_its_folder(kdir: Path) -> None:
     listed = {
         (kdir / r).resolve()
@@ -90,10 +93,14 @@ def test_kustomization_lists_every_manifest_in_its_folder(kdir: Path) -> None:
     assert listed - on_disk == set(), "kustomization.yaml lists files that do not exist"
 
 
-@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
+@pytest.mark.parametrize("kdir", ALL_KDIRS, ids=ALL_KDIR_IDS)
 def test_every_rendered_object_validates_against_the_kubernetes_schema(kdir: Path) -> None:
+    """What `kubectl kustomize` renders, strictly (unknown fields fail); the Prometheus
+    Operator's kinds have no offline schema and are checked in test_monitoring.py."""
     errors = []
     for obj in rendered(kdir):
+        if obj["apiVersion"].startswith(OPERATOR_API_GROUP):
+            continue
         try:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -117,21 +124,6 @@ def test_names_are_unique_and_everything_is_in_the_namespace(kdir: Path) -> None
             assert obj["metadata"].get("namespace") == ns, (
                 f"{obj['kind']}/{obj['metadata']['name']}"
             )
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
-@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
-def test_renderer_agrees_with_real_kustomize(kdir: Path) -> None:
-    """The tests' renderer gives exactly what `kubectl kustomize` (offline) gives."""
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(kdir)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    real = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(out.stdout) if o}
-    ours = {(o["kind"], o["metadata"]["name"]): o for o in rendered(kdir)}
-    assert sorted(ours) == sorted(real)
-    for key, obj in ours.items():
-        assert obj == real[key], f"{key} differs from kustomize's rendering"
 
 
 # ------------------------------------------------------------------------------- consistency
@@ -179,7 +171,7 @@ def test_each_pdb_covers_an_existing_deployment(kdir: Path) -> None:
         ]
         assert targets, f"PDB {pdb['metadata']['name']} selects no pods"
         for dep in targets:
-            assert _component(dep) != "beat", "no PDB on beat: it would block node drains"
+            assert component(dep) != "beat", "no PDB on beat: it would block node drains"
 
 
 @pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
@@ -191,7 +183,7 @@ def test_each_hpa_scales_an_existing_deployment_with_cpu_requests(kdir: Path) ->
         assert ref["kind"] == "Deployment"
         assert ref["name"] in deps, f"HPA {hpa['metadata']['name']} targets a missing Deployment"
         dep = deps[ref["name"]]
-        assert _component(dep) != "beat", "beat must never be autoscaled"
+        assert component(dep) != "beat", "beat must never be autoscaled"
         assert hpa["spec"]["minReplicas"] >= 2
         assert hpa["spec"]["maxReplicas"] >= hpa["spec"]["minReplicas"]
         if any(m["type"] == "Resource" for m in hpa["spec"]["metrics"]):
@@ -213,7 +205,7 @@ def test_ingress_backends_are_existing_service_ports(kdir: Path) -> None:
                     p.get("name") == want.get("name") or p["port"] == want.get("number")
                     for p in ports
                 ), f"Ingress backend port {want} not on Service {backend['name']}"
-                assert _component(services[backend["name"]]) != "flower", "Flower stays internal"
+                assert component(services[backend["name"]]) != "flower", "Flower stays internal"
 
 
 @pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
@@ -333,13 +325,11 @@ def test_api_stops_gracefully(kdir: Path) -> None:
     api = _one(_deployments(kdir), "api")[0]
     spec = pod_spec(api)
     c = spec["containers"][0]
-    argv = _argv(c)
-    graceful = int(argv[argv.index("--timeout-graceful-shutdown") + 1])
     pre_stop = 0
     hook = c.get("lifecycle", {}).get("preStop", {})
     if "exec" in hook and hook["exec"]["command"][0] == "sleep":
         pre_stop = int(hook["exec"]["command"][1])
-    assert spec["terminationGracePeriodSeconds"] > pre_stop + graceful
+    assert spec["terminationGracePeriodSeconds"] > pre_stop + GRACEFUL_SHUTDOWN_SECONDS
 
 
 @pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
@@ -347,7 +337,10 @@ def test_beat_is_exactly_one_and_recreated(kdir: Path) -> None:
     beats = [
         d
         for d in _deployments(kdir)
-        if any("beat" in _argv(c) and "celery" in _argv(c)[0] for c in pod_spec(d)["containers"])
+        if any(
+            "beat" in container_argv(c) and "celery" in container_argv(c)[0]
+            for c in pod_spec(d)["containers"]
+        )
     ]
     assert len(beats) == 1, "exactly one Deployment runs celery beat"
     beat = beats[0]
@@ -364,7 +357,7 @@ def test_beat_is_exactly_one_and_recreated(kdir: Path) -> None:
 def test_no_other_workload_runs_beat(kdir: Path) -> None:
     for obj in _workloads(kdir):
         for c in all_containers(obj):
-            argv = _argv(c)
+            argv = container_argv(c)
             if argv and argv[0] == "celery" and "worker" in argv:
                 assert not {"-B", "--beat"} & set(argv), "embedded beat in a worker"
 
@@ -375,7 +368,8 @@ def test_workers_outlive_their_longest_task(kdir: Path) -> None:
         d
         for d in _deployments(kdir)
         if any(
-            _argv(c)[:1] == ["celery"] and "worker" in _argv(c) for c in pod_spec(d)["containers"]
+            container_argv(c)[:1] == ["celery"] and "worker" in container_argv(c)
+            for c in pod_spec(d)["containers"]
         )
     ]
     assert workers
@@ -384,7 +378,7 @@ def test_workers_outlive_their_longest_task(kdir: Path) -> None:
         grace = pod_spec(dep).get("terminationGracePeriodSeconds", 30)
         assert grace > LONGEST_TASK_HARD_LIMIT, dep["metadata"]["name"]
         for c in pod_spec(dep)["containers"]:
-            argv = _argv(c)
+            argv = container_argv(c)
             env = {e["name"] for e in c.get("env", [])}
             assert {"--concurrency", "-c"} & set(argv) or "TASKPIPE_WORKER_CONCURRENCY" in env, (
                 "size each worker pod's prefork pool explicitly (TASKPIPE_WORKER_CONCURRENCY)"
@@ -396,8 +390,6 @@ def test_workers_outlive_their_longest_task(kdir: Path) -> None:
 
 def test_worker_grace_period_covers_the_apps_time_limits() -> None:
     """The hard time limits the Celery app really sets (global and per task) fit the grace."""
-    from . import load_celery_app
-
     app = load_celery_app("worker.app")
     app.loader.import_default_modules()
     limits = [app.conf.task_time_limit or 0]
@@ -411,7 +403,9 @@ def test_worker_grace_period_covers_the_apps_time_limits() -> None:
 @pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
 def test_migration_job_runs_alembic_once(kdir: Path) -> None:
     jobs = by_kind(rendered(kdir), "Job")
-    migrate = [j for j in jobs if any(_argv(c)[:1] == ["alembic"] for c in all_containers(j))]
+    migrate = [
+        j for j in jobs if any(container_argv(c)[:1] == ["alembic"] for c in all_containers(j))
+    ]
     assert len(migrate) == 1
     spec = migrate[0]["spec"]
     assert pod_spec(migrate[0])["restartPolicy"] in ("Never", "OnFailure")
@@ -445,7 +439,7 @@ def test_pre_rollout_phase_has_what_the_migration_needs_and_no_workload(kdir: Pa
         for o in objects
         if o["metadata"].get("labels", {}).get(key) == value
     }
-    job = next(j for j in by_kind(objects, "Job") if _component(j) == "migrate")
+    job = next(j for j in by_kind(objects, "Job") if component(j) == "migrate")
     spec = pod_spec(job)
     needed = {("Job", job["metadata"]["name"]), ("ServiceAccount", spec["serviceAccountName"])}
     needed |= {("Namespace", o["metadata"]["name"]) for o in by_kind(objects, "Namespace")}
@@ -457,3 +451,89 @@ def test_pre_rollout_phase_has_what_the_migration_needs_and_no_workload(kdir: Pa
                 needed.add(("Secret", src["secretRef"]["name"]))
     assert needed <= phase, f"missing from the pre-rollout phase: {sorted(needed - phase)}"
     assert not {k for k, _ in phase} & {"Deployment", "HorizontalPodAutoscaler", "Service"}
+
+
+# ------------------------------------------------------------------------------- exposure
+
+
+PRIVATE_ONLY_PATHS = ("/metrics", "/ready", "/health", "/docs", "/redoc", "/openapi.json")
+
+
+@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
+def test_ingress_routes_the_api_paths_only(kdir: Path) -> None:
+    """/metrics (and the probes and docs) never reach the outside: only /api/ is routed."""
+    for ing in by_kind(rendered(kdir), "Ingress"):
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["path"].startswith("/api/"), path
+                assert path["pathType"] in ("Prefix", "Exact"), path
+                for private in PRIVATE_ONLY_PATHS:
+                    assert not private.startswith(path["path"]), f"{private} is routed"
+
+
+@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
+def test_ingress_bounds_bodies_time_and_rate(kdir: Path) -> None:
+    """What the proxy in front enforces (docs/deploy.md): 1 MB bodies, short timeouts, a
+    per-client request and connection budget."""
+    prefix = "nginx.ingress.kubernetes.io/"
+    for ing in by_kind(rendered(kdir), "Ingress"):
+        notes = {k.removeprefix(prefix): v for k, v in ing["metadata"]["annotations"].items()}
+        assert notes["proxy-body-size"] == "1m"
+        for timeout in ("proxy-connect-timeout", "proxy-send-timeout", "proxy-read-timeout"):
+            assert 0 < int(notes[timeout]) <= 60, timeout
+        assert int(notes["limit-rps"]) > 0
+        assert int(notes["limit-connections"]) > 0
+
+
+def _policies_for(objects: tuple[dict[str, Any], ...], name: str) -> list[dict[str, Any]]:
+    deployment = _one(by_kind(objects, "Deployment"), name)[0]
+    return [
+        p
+        for p in by_kind(objects, "NetworkPolicy")
+        if label_selector_matches(p["spec"]["podSelector"], pod_labels(deployment))
+    ]
+
+
+@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
+def test_no_pod_may_connect_to_flower(kdir: Path) -> None:
+    (policy,) = _policies_for(rendered(kdir), "flower")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"].get("ingress", []) == [], "port-forward is the way in"
+
+
+@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
+def test_only_the_ingress_controller_and_prometheus_reach_the_api(kdir: Path) -> None:
+    (policy,) = _policies_for(rendered(kdir), "api")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    peers = {
+        (
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        )
+        for peer in rule["from"]
+    }
+    assert peers == {("ingress-nginx", "ingress-nginx"), ("monitoring", "prometheus")}
+    assert [p["port"] for p in rule["ports"]] == ["http"]
+
+
+@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
+def test_forwarded_headers_are_trusted_from_a_narrow_network_only(kdir: Path) -> None:
+    """Never `*` or the whole private address space: a client that can reach the API and is
+    trusted could choose its own address and dodge the per-IP limits."""
+    api = _one(_deployments(kdir), "api")[0]
+    env = {e["name"]: e.get("value") for e in pod_spec(api)["containers"][0]["env"]}
+    trusted = [item.strip() for item in env["FORWARDED_ALLOW_IPS"].split(",")]
+    for item in trusted:
+        assert item != "*", "FORWARDED_ALLOW_IPS=* trusts every client"
+        network = ipaddress.ip_network(item, strict=False)
+        assert network.prefixlen >= 16, f"{item} is wider than a /16"
+
+
+@pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
+def test_nothing_is_scraped_by_annotation(kdir: Path) -> None:
+    """Annotation-based scrapes send no token (the API's /metrics would answer 404): the
+    ServiceMonitor in k8s/monitoring scrapes with it."""
+    for obj in _workloads(kdir):
+        annotations = obj["spec"]["template"]["metadata"].get("annotations", {})
+        assert "prometheus.io/scrape" not in annotations, obj["metadata"]["name"]

@@ -10,26 +10,30 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from . import (
-    COMPOSE_FILE,
-    ENV_EXAMPLE,
-    K8S,
-    K8S_BASE,
-    all_containers,
-    by_kind,
-    compose,
+from .commands import runs_api, runs_flower
+from .compose_file import COMPOSE_FILE, compose, taskpipe_compose_services
+from .environment import (
+    CONTRACT_SETTINGS,
     compose_env,
     container_env,
-    kustomization_dirs,
+    settings_env_names,
+    settings_from,
+)
+from .manifests import (
+    K8S,
+    K8S_BASE,
+    ROOT,
+    all_containers,
+    app_kustomization_dirs,
+    by_kind,
+    container_argv,
     load_all,
     pod_spec,
     rendered,
-    settings_env_names,
-    settings_from,
-    taskpipe_compose_services,
 )
 
-KDIRS = kustomization_dirs()
+ENV_EXAMPLE = ROOT / ".env.example"
+KDIRS = app_kustomization_dirs()
 KDIR_IDS = [str(d.relative_to(K8S)) for d in KDIRS]
 PLACEHOLDER = "REPLACE_ME"
 # Settings whose values carry credentials (URLs may embed a password) and so belong in a Secret.
@@ -80,7 +84,7 @@ def _env_example_names() -> list[tuple[str, str]]:
 
 
 def test_every_taskpipe_variable_is_a_setting() -> None:
-    known = settings_env_names()
+    known = settings_env_names() | CONTRACT_SETTINGS
     used = _k8s_names() + _compose_names() + _env_example_names()
     assert any(name.startswith("TASKPIPE_") for _, name in used)
     unknown = sorted(
@@ -95,7 +99,7 @@ def test_every_k8s_process_gets_valid_production_settings(kdir: Path) -> None:
     objects = rendered(kdir)
     for obj in objects:
         for c in all_containers(obj):
-            env = container_env(obj, c, objects)
+            env = container_env(c, objects)
             try:
                 settings = settings_from(env)
             except ValidationError as exc:
@@ -130,8 +134,12 @@ def test_secret_template_holds_placeholders_only() -> None:
 def test_production_refuses_to_start_with_the_template() -> None:
     """Applying the template unedited fails loudly instead of running with known secrets."""
     objects = rendered(K8S_BASE)
-    api = next(d for d in by_kind(objects, "Deployment") if "uvicorn" in str(d))
-    env = container_env(api, pod_spec(api)["containers"][0], objects)
+    api = next(
+        d
+        for d in by_kind(objects, "Deployment")
+        if runs_api(container_argv(pod_spec(d)["containers"][0]))
+    )
+    env = container_env(pod_spec(api)["containers"][0], objects)
     with pytest.raises(ValidationError, match="TASKPIPE_JWT_SECRET"):
         settings_from(env, fake_secrets=False)
 
@@ -143,6 +151,9 @@ def test_secret_template_covers_what_production_requires() -> None:
         "TASKPIPE_FLOWER_PASSWORD",
         "TASKPIPE_DATABASE_URL",
         "TASKPIPE_REDIS_URL",
+        "TASKPIPE_BROKER_URL",
+        "TASKPIPE_SECURITY_REDIS_URL",
+        "TASKPIPE_METRICS_TOKEN",
     }
     assert required <= keys
 
@@ -180,21 +191,21 @@ def test_per_process_settings_fit_the_pod(kdir: Path) -> None:
     objects = rendered(kdir)
     for obj in objects:
         for c in all_containers(obj):
-            argv = [str(a) for a in c.get("command", []) + c.get("args", [])]
-            env = container_env(obj, c, objects)
+            argv = container_argv(c)
+            env = container_env(c, objects)
             settings = settings_from(env)
             writable = _tmp_mounts(obj, c)
             where = f"{obj['metadata']['name']}/{c['name']}"
             if argv[:1] == ["celery"]:
                 # Heartbeat files (liveness) and beat's schedule are written here.
                 assert _under(settings.heartbeat_dir, writable), f"{where}: heartbeat_dir read-only"
-            if argv[:3] == ["python", "-m", "worker.flower"]:
+            if runs_flower(argv):
                 ports = {p["containerPort"] for p in c.get("ports", [])}
                 assert settings.flower_port in ports, where
                 assert settings.flower_address not in ("127.0.0.1", "localhost", "::1"), (
                     f"{where}: Flower on loopback is unreachable for probes and the Service"
                 )
-            if argv[:1] == ["uvicorn"]:
+            if runs_api(argv):
                 processes = int(env.get("WEB_CONCURRENCY", "1"))
                 if processes > 1:
                     assert _under(env.get("PROMETHEUS_MULTIPROC_DIR", "-"), writable), (
@@ -210,11 +221,11 @@ def test_compose_per_process_settings() -> None:
         tmpfs = [str(t).split(":")[0] for t in svc.get("tmpfs", [])]
         if svc.get("read_only") and argv[:1] == ["celery"]:
             assert _under(settings.heartbeat_dir, tmpfs), f"compose {name}: heartbeat_dir"
-        if argv[:3] == ["python", "-m", "worker.flower"]:
+        if runs_flower(argv):
             assert settings.flower_address not in ("127.0.0.1", "localhost", "::1"), name
             published = {int(str(p).rsplit(":", 1)[-1]) for p in svc.get("ports", [])}
             assert settings.flower_port in published, name
-        if argv[:1] == ["uvicorn"] and int(env.get("WEB_CONCURRENCY", "1")) > 1:
+        if runs_api(argv) and int(env.get("WEB_CONCURRENCY", "1")) > 1:
             assert _under(env.get("PROMETHEUS_MULTIPROC_DIR", "-"), tmpfs), name
 
 
