@@ -22,6 +22,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "purged_rows": ("taskpipe_purged_rows_total", "Rows removed by the purge job", "table"),
     "reminders": ("taskpipe_reminders_total", "Due-date reminder outcomes", "outcome"),
     "mails": ("taskpipe_mails_total", "Mails by kind", "kind"),
+    "jobs": (
+        "taskpipe_job_events_total",
+        "Job retries, retries handed back to the outbox, failures, mails sent again",
+        "event",
+    ),
 }
 
 
