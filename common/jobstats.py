@@ -24,7 +24,7 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "mails": ("taskpipe_mails_total", "Mails by kind", "kind"),
     "jobs": (
         "taskpipe_job_events_total",
-        "Job retries, retries handed back to the outbox, failures, mails sent again",
+        "Job events worth an operator's eye: mails sent again after an unfinished attempt",
         "event",
     ),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
@@ -17,10 +18,13 @@ import pytest
 from api.resources import Resources
 from common.jobs import JobPublisher, create_producer
 from common.maintenance.outbox import relay_outbox
-from tests.drills.harness import REPORT
+from tests.drills.harness import DRILL_ENV, REPORT
 from tests.support.smtp import SMTPServer, free_port
 
 pytestmark = pytest.mark.worker
+# Drills register many users from one address: the in-process app gets the drill limits too.
+# The outbox publishes again after 20 s instead of 10 min, to keep drills short.
+os.environ.update({**DRILL_ENV, "TASKPIPE_OUTBOX_REDELIVER_SECONDS": "20"})
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
