@@ -1,4 +1,4 @@
-"""Workers killed mid-batch, SMTP down, two beats at once: every mail delivered, duplicates
+"""Workers killed mid-batch, two beats at once: every mail delivered, duplicates
 counted against their bound."""
 
 from __future__ import annotations
@@ -90,39 +90,6 @@ async def test_worker_sigkill_children_then_the_whole_group_mid_batch(
     assert figures["doubled"] <= 2 * children_killed, figures
     assert same_id, figures
     assert last_after_kill <= REDELIVER_AFTER.total_seconds() + 30, figures
-
-
-async def test_smtp_down_then_back(
-    live_client: httpx.AsyncClient, private_smtp: SMTPServer, tmp_path: Path
-) -> None:
-    env = {"TASKPIPE_SMTP_PORT": str(private_smtp.port)}
-    worker = WorkerProcess(env, tmp_path / "worker.log")
-    worker.start()
-    outage = 20  # seconds; 60 in the issue, the behaviour (backoff retries) is the same
-    try:
-        private_smtp.catcher.fail_next = 10**6  # every delivery refused (451) meanwhile
-        down_at = time.monotonic()
-        addresses = [unique_email("smtp") for _ in range(10)]
-        for address in addresses:
-            await register(live_client, email=address)
-        await asyncio.sleep(outage)
-        private_smtp.catcher.fail_next = 0
-        back_at = time.monotonic()
-        await _delivered(private_smtp.catcher, addresses, len(addresses), 120)
-        latest = time.monotonic() - back_at
-        await asyncio.sleep(3)
-    finally:
-        worker.stop()
-    mails = mails_by_address(list(private_smtp.catcher.messages), addresses)
-    figures = {
-        "outage_s": round(back_at - down_at, 1),
-        "mails": len(addresses),
-        "lost": sum(1 for n in mails.values() if n == 0),
-        "doubled": sum(n - 1 for n in mails.values() if n > 1),
-        "latest_mail_after_smtp_returned_s": round(latest, 1),
-    }
-    report("smtp_down", **figures)
-    assert figures["lost"] == 0 and figures["doubled"] == 0, figures
 
 
 async def test_two_beats_at_once_send_one_digest_per_user(
