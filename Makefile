@@ -16,7 +16,7 @@ LADDER ?= 250,500,1000,1500,2000
 LADDER_DURATION ?= 2m
 LOADTEST_ARGS ?=
 
-.PHONY: help install run test lint format typecheck migrate loadtest loadtest-ladder compose-smoke clean
+.PHONY: help install run test test-drills lint format typecheck migrate loadtest loadtest-ladder compose-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ typecheck: install ## mypy --strict over api, common, worker
 
 test: lint typecheck ## lint, type-check, then the whole suite with coverage (fails under 85 %)
 	$(DEVSTACK) -- $(PY) -m pytest --cov --cov-report=term --cov-report=xml:.taskpipe/coverage.xml $(PYTEST_ARGS)
+
+test-drills: install ## outage drills against real processes (Redis, PostgreSQL, worker kills, SMTP) and schemathesis; a few minutes
+	TASKPIPE_DRILLS=1 $(DEVSTACK) -- $(PY) -m pytest tests/drills $(PYTEST_ARGS)
 
 loadtest: install ## Locust, production mode: USERS=1000 SPAWN_RATE=10 DURATION=3m (report in loadtests/reports/)
 	$(PY) -m loadtests.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) $(LOADTEST_ARGS)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from api.problems import problem_response
+from common.db.errors import database_unavailable
 from common.errors import AppError
 from common.logging import get_logger, request_id_var
 
@@ -72,8 +73,27 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path accepts: Starlette's 405 names only those of the
+    first route matching the path (`PUT /users/me` said `GET` and forgot `PATCH`)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return problem_response(
         status=exc.status_code,
         code=_HTTP_CODES.get(exc.status_code, "http-error"),
@@ -81,29 +101,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         detail=str(exc.detail),
         instance=request.url.path,
         request_id=request_id_var.get(),
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
-
-
-# asyncpg's errors for a server that is going away, starting up or full.
-_UNAVAILABLE = (
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
-    OSError,
-)
-
-
-def _database_unavailable(exc: Exception) -> bool:
-    if isinstance(exc, SQLAlchemyTimeoutError | OSError):  # pool exhausted; refused
-        return True
-    if isinstance(exc, DBAPIError):
-        # SQLAlchemy's adapter wraps asyncpg's exception: it is the cause of `orig`.
-        driver_error = exc.orig.__cause__ if exc.orig is not None else None
-        return exc.connection_invalidated or isinstance(driver_error, _UNAVAILABLE)
-    return False
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
@@ -111,7 +110,7 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     exhausted) is the server's trouble, not the client's: 503 with Retry-After. A dropped
     connection has already made the pool replace its connections for the retry. Any other
     database error is a bug: 500."""
-    if not _database_unavailable(exc):
+    if not database_unavailable(exc):
         return await _unexpected_error(request, exc)
     original = exc.orig if isinstance(exc, DBAPIError) else exc
     log.warning("dependency_unavailable", path=request.url.path, error=repr(original))

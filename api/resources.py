@@ -18,6 +18,7 @@ from common.db.session import (
     create_engine,
     create_session_factory,
 )
+from common.idempotency import IdempotencyStore
 from common.jobs import JobPublisher, create_producer
 from common.ratelimit import RateLimiter
 from common.redis import create_redis
@@ -42,6 +43,7 @@ class Resources:
     access_tokens: AccessTokenVerifier
     publisher: JobPublisher
     cache: ResponseCache
+    idempotency: IdempotencyStore
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
@@ -68,6 +70,7 @@ class Resources:
             access_tokens=AccessTokenVerifier(settings),
             publisher=JobPublisher(create_producer(settings)),
             cache=ResponseCache(redis, ttl_seconds=settings.cache_ttl_seconds),
+            idempotency=IdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds),
         )
 
     async def close(self) -> None:

@@ -79,7 +79,13 @@ class Settings(BaseSettings):
     purge_retention_days: PositiveInt = 30
     purge_batch_size: PositiveInt = 1000
 
-    broker_visibility_timeout: PositiveInt = 3600
+    broker_visibility_timeout: PositiveInt = 300
+    """Seconds before the broker hands an unacknowledged job out again: the longest a job of
+    a worker killed outright (OOM, lost node) waits. Must exceed a job's hard time limit plus
+    the longest countdown Celery holds (`worker.policy`)."""
+    outbox_redeliver_seconds: PositiveInt = 600
+    """An outbox row still there this long after it was published is published again (its
+    message was lost, e.g. by a Redis restart); duplicates are absorbed by the jobs' keys."""
     mail_retry_backoff_seconds: PositiveInt = 5
     heartbeat_dir: str = "/tmp"  # noqa: S108
     worker_concurrency: PositiveInt = 2

@@ -1,45 +1,44 @@
-"""Idempotency-Key support for creates: a retried request returns the first response.
+"""Idempotency-Key support: a retried request returns the first response and creates nothing.
 
-One Redis key per (user, Idempotency-Key) holds either a short-lived "processing" marker (set
-with NX, so of two concurrent duplicates exactly one proceeds) or, once the request succeeded,
-the fingerprint of its body with the status and body of its response, for
-`idempotency_ttl_seconds`. The same key with a different body is refused (422); a duplicate that
-arrives while the first is still running gets 409 and may retry. Failures release the marker,
-so a request that failed can be retried with the same key.
+PostgreSQL is the record: the first response (status, headers, body) is written to
+`idempotency_keys` in the same transaction as what the request created, so no crash between
+the commit and anything after it can let a retry create a duplicate. While a request runs it
+holds a transaction-scoped advisory lock on (user, key): a duplicate sent meanwhile gets 409
+at once instead of waiting. The same key with a different body is refused (422). A request
+that fails rolls back, lock and all, so the client may retry with the same key.
 
-When Redis is unavailable requests proceed without the guarantee (logged and counted): losing
-deduplication for a moment is better than refusing every create.
+Redis holds a copy of finished records as a fast path (a replay without touching PostgreSQL);
+when Redis is away, PostgreSQL answers alone. Records live `idempotency_ttl_seconds` (24 h),
+then the purge job deletes them.
+
+Built once per process (`IdempotencyStore`) and independent of the operation: the caller
+gives a fingerprint of the request and a complete response to store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import AppError, Conflict, InvalidInput
 from common.logging import get_logger
 from common.metrics import REDIS_FAILURES
+from common.models import IdempotencyKey
 from common.redis import REDIS_ERRORS
 
 log = get_logger(__name__)
 
-PROCESSING_TTL_SECONDS = 60
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-# Delete the marker only if it is still ours (it may have expired and been re-claimed).
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class IdempotencyKeyReused(AppError):
@@ -77,82 +76,118 @@ def fingerprint(operation: str, payload: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
+    """A complete response: what a replay sends back, byte for byte."""
+
     status: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The right to perform the request once; inactive when Redis could not be asked."""
+    """The right to perform the request once, inside the caller's transaction."""
 
-    redis_key: str
+    user_id: uuid.UUID
+    key_digest: str
     fingerprint: str
-    marker: bytes
-    active: bool
+
+    @property
+    def cache_key(self) -> str:
+        return f"idem:{{{self.user_id}}}:{self.key_digest}"
 
 
 class IdempotencyStore:
-    def __init__(
-        self,
-        redis: Redis,
-        *,
-        ttl_seconds: int,
-        processing_ttl_seconds: int = PROCESSING_TTL_SECONDS,
-    ) -> None:
+    def __init__(self, redis: Redis, *, ttl_seconds: int) -> None:
         self._redis = redis
-        self._ttl = ttl_seconds
-        self._processing_ttl = processing_ttl_seconds
-        self._release = redis.register_script(_RELEASE)
+        self._ttl = timedelta(seconds=ttl_seconds)
 
     async def begin(
-        self, user_id: uuid.UUID, key: str, request_fingerprint: str
+        self, session: AsyncSession, user_id: uuid.UUID, key: str, request_fingerprint: str
     ) -> Claim | StoredResponse:
-        """Claim the key, or return the stored response of the request that already used it."""
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        redis_key = f"idem:{{{user_id}}}:{digest}"
-        marker = orjson.dumps(
-            {"state": "processing", "fp": request_fingerprint, "token": secrets.token_hex(8)}
-        )
-        try:
-            if await self._redis.set(redis_key, marker, nx=True, ex=self._processing_ttl):
-                return Claim(redis_key, request_fingerprint, marker, active=True)
-            existing = await self._redis.get(redis_key)
-        except REDIS_ERRORS as exc:
-            self._failed("begin", exc)
-            return Claim(redis_key, request_fingerprint, marker, active=False)
-        if existing is None:  # the first request failed or expired a moment ago
+        """Claim the key in `session`'s transaction, or return the response of the request
+        that already used it (422 if that request had another body, 409 while it runs)."""
+        claim = Claim(user_id, hashlib.sha256(key.encode()).hexdigest(), request_fingerprint)
+        cached = await self._cached(claim)
+        if cached is not None:
+            return self._replay(claim, *cached)
+        lock = func.hashtextextended(f"{user_id}:{claim.key_digest}", 0)
+        if not await session.scalar(select(func.pg_try_advisory_xact_lock(lock))):
             raise IdempotentRequestInProgress()
-        record = orjson.loads(existing)
-        if record.get("fp") != request_fingerprint:
+        row = await session.get(IdempotencyKey, (user_id, claim.key_digest))
+        if row is None or row.created_at <= datetime.now(UTC) - self._ttl:
+            return claim
+        stored = StoredResponse(status=row.status, body=row.body, headers=dict(row.headers))
+        replay = self._replay(claim, row.fingerprint, stored)
+        await self._cache(claim, row.fingerprint, stored, row.created_at)
+        return replay
+
+    async def record(self, session: AsyncSession, claim: Claim, response: StoredResponse) -> None:
+        """Write the response in the caller's transaction (replacing an expired record)."""
+        values = {
+            "user_id": claim.user_id,
+            "key_digest": claim.key_digest,
+            "fingerprint": claim.fingerprint,
+            "status": response.status,
+            "headers": response.headers,
+            "body": response.body,
+            "created_at": func.now(),
+        }
+        statement = insert(IdempotencyKey).values(values)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[IdempotencyKey.user_id, IdempotencyKey.key_digest],
+                set_={name: statement.excluded[name] for name in values if name != "user_id"},
+            )
+        )
+
+    async def remember(self, claim: Claim, response: StoredResponse) -> None:
+        """After the commit: the fast-path copy in Redis (best effort)."""
+        await self._cache(claim, claim.fingerprint, response, datetime.now(UTC))
+
+    @staticmethod
+    def _replay(claim: Claim, stored_fingerprint: str, stored: StoredResponse) -> StoredResponse:
+        if stored_fingerprint != claim.fingerprint:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was already used with a different request body"
             )
-        if record.get("state") != "done":
-            raise IdempotentRequestInProgress()
-        return StoredResponse(status=int(record["status"]), body=str(record["body"]).encode())
+        return stored
 
-    async def complete(self, claim: Claim, status: int, body: bytes) -> None:
-        """Remember the response; later duplicates replay it."""
-        if not claim.active:
+    async def _cached(self, claim: Claim) -> tuple[str, StoredResponse] | None:
+        try:
+            raw = await self._redis.get(claim.cache_key)
+        except REDIS_ERRORS as exc:
+            self._failed("read", exc)
+            return None
+        if raw is None:
+            return None
+        record = orjson.loads(raw)
+        stored = StoredResponse(
+            status=int(record["status"]),
+            body=str(record["body"]).encode(),
+            headers=dict(record["headers"]),
+        )
+        return str(record["fp"]), stored
+
+    async def _cache(
+        self, claim: Claim, stored_fingerprint: str, stored: StoredResponse, created: datetime
+    ) -> None:
+        left = int((created + self._ttl - datetime.now(UTC)).total_seconds())
+        if left <= 0:
             return
         record = orjson.dumps(
-            {"state": "done", "fp": claim.fingerprint, "status": status, "body": body.decode()}
+            {
+                "fp": stored_fingerprint,
+                "status": stored.status,
+                "headers": stored.headers,
+                "body": stored.body.decode(),
+            }
         )
         try:
-            await self._redis.set(claim.redis_key, record, ex=self._ttl)
+            await self._redis.set(claim.cache_key, record, ex=left)
         except REDIS_ERRORS as exc:
-            self._failed("complete", exc)
-
-    async def release(self, claim: Claim) -> None:
-        """Give the key back after a failure, so the client may retry with it."""
-        if not claim.active:
-            return
-        try:
-            await self._release(keys=[claim.redis_key], args=[claim.marker])
-        except REDIS_ERRORS as exc:
-            self._failed("release", exc)
+            self._failed("write", exc)
 
     @staticmethod
     def _failed(step: str, exc: BaseException) -> None:
         REDIS_FAILURES.labels(operation="idempotency").inc()
-        log.warning("idempotency_unavailable", step=step, error=repr(exc))
+        log.warning("idempotency_fast_path_unavailable", step=step, error=repr(exc))

@@ -1,7 +1,8 @@
 """Naming and publishing background jobs, without importing worker code.
 
 Jobs go through the transactional outbox (`OutboxJob`): the row is written with the data the job
-is about, published to Celery by name after the commit, and deleted once the broker took it.
+is about, published to Celery by name after the commit, and deleted by the worker once the job
+has finished; until then the relay publishes it again if its message is lost.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
 
-from common.config import Settings
+from common.config import Settings, get_settings
 from common.logging import get_logger
 from common.metrics import JOBS_ENQUEUED
 
@@ -46,6 +48,8 @@ class Job:
     kwargs: dict[str, Any]
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     request_id: str | None = None
+    retries: int = 0
+    """Carried into the message, so a retry handed back to the outbox keeps its count."""
 
 
 def create_producer(settings: Settings) -> Celery:
@@ -62,8 +66,13 @@ def create_producer(settings: Settings) -> Celery:
 
 
 class JobPublisher:
-    def __init__(self, celery_app: Celery) -> None:
+    def __init__(self, celery_app: Celery, *, redeliver_after: timedelta | None = None) -> None:
         self._app = celery_app
+        self.redeliver_after = redeliver_after or timedelta(
+            seconds=get_settings().outbox_redeliver_seconds
+        )
+        """How long a published job may take to finish before its outbox row is published
+        again (its message may have been lost)."""
 
     def publish(self, job: Job) -> None:
         self._app.send_task(
@@ -72,6 +81,7 @@ class JobPublisher:
             queue=job.queue,
             task_id=str(job.id),
             headers={"request_id": job.request_id} if job.request_id else None,
+            retries=job.retries,
             retry=True,
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         )

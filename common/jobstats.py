@@ -32,6 +32,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "jobs_succeeded": ("taskpipe_jobs_succeeded_total", "Jobs that finished, by task", "task"),
     "jobs_failed": ("taskpipe_jobs_failed_total", "Jobs that failed for good, by task", "task"),
     "jobs_retried": ("taskpipe_jobs_retried_total", "Job retries scheduled, by task", "task"),
+    "jobs": (
+        "taskpipe_job_events_total",
+        "Job events worth an operator's eye: mails sent again after an unfinished attempt",
+        "event",
+    ),
 }
 HEARTBEATS = PREFIX + "heartbeat"
 

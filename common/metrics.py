@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 REDIS_FAILURES = Counter(
     "taskpipe_redis_failures_total",
@@ -17,4 +17,9 @@ RATE_LIMIT_REJECTIONS = Counter(
 )
 JOBS_ENQUEUED = Counter(
     "taskpipe_jobs_enqueued_total", "Jobs handed to the broker", ["task", "result"]
+)
+REDIS_UP = Gauge(
+    "taskpipe_redis_up",
+    "1 when Redis answered this process's last check (readiness probe or scrape), else 0",
+    multiprocess_mode="livemostrecent",
 )

@@ -85,6 +85,8 @@ from tests.support.smtp import MailCatcher  # noqa: E402
 from tests.support.worker import WorkerProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# The drills (tests/drills) run real outages for minutes: `make test-drills` runs them.
+collect_ignore = [] if os.environ.get("TASKPIPE_DRILLS") else ["drills"]
 
 
 def _server_dsn(database: str) -> str:

@@ -1,9 +1,11 @@
 """The Celery application (`celery -A worker.app worker|beat`).
 
 Configured for at-least-once delivery of idempotent jobs: late acks, requeue when a worker
-process dies, prefetch of one, JSON only, time limits on everything, and a broker visibility
-timeout far above any countdown we use (we schedule nothing with long ETAs; reminders are
-rows scanned by beat, see DESIGN.md).
+process dies, prefetch of one, JSON only, time limits on everything. The broker's visibility
+timeout (5 min by default) bounds how long the jobs of a worker killed outright wait before
+they are handed out again; every job's hard time limit plus the longest countdown Celery holds
+for a retry (a fifth of it, `worker.policy`) stays below it, so a running or waiting job is
+never handed out twice. Reminders are rows scanned by beat, never long ETAs (see DESIGN.md).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     task_acks_on_failure_or_timeout=True,
     worker_prefetch_multiplier=1,
-    task_soft_time_limit=240,
-    task_time_limit=300,
+    task_soft_time_limit=150,
+    task_time_limit=180,
     broker_transport_options={
         "visibility_timeout": settings.broker_visibility_timeout,
         "socket_connect_timeout": 5,

@@ -37,7 +37,9 @@ class WorkerRuntime:
     def create(cls) -> WorkerRuntime:
         settings = get_settings()
         loop = asyncio.new_event_loop()
-        engine = create_engine(settings, pool_size=2)
+        # A job is worth a round trip more: pre-ping hands it a live connection after
+        # PostgreSQL dropped the pooled ones (a restart, a failover, pg_terminate_backend).
+        engine = create_engine(settings, pool_size=2, pre_ping=True)
         return cls(
             pid=os.getpid(),
             settings=settings,

@@ -12,6 +12,7 @@ from common.config import get_settings
 from common.logging import configure_logging, request_id_var
 from worker.app import app
 from worker.heartbeat import WORKER_BEAT_INTERVAL_SECONDS, touch
+from worker.policy import request_id_of
 from worker.runtime import shutdown_runtime
 
 
@@ -23,11 +24,7 @@ def _configure_logging(**_: Any) -> None:
 
 @task_prerun.connect
 def _bind_job_context(task: Any = None, task_id: str | None = None, **_: Any) -> None:
-    request = getattr(task, "request", None)
-    request_id = getattr(request, "request_id", None)
-    if request_id is None and request is not None:
-        request_id = (getattr(request, "headers", None) or {}).get("request_id")
-    request_id_var.set(request_id or task_id)
+    request_id_var.set(request_id_of(getattr(task, "request", None)) or task_id)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(task=getattr(task, "name", None), task_id=task_id)
 

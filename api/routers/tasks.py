@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi import status as http
 from starlette.responses import Response
@@ -21,12 +20,12 @@ from api.http_cache import (
     match,
 )
 from api.schemas.tasks import QueryDateTime, TaskCreate, TaskOut, TaskPage, TaskUpdate
-from common.idempotency import IdempotencyStore, StoredResponse, fingerprint, validate_key
+from common.idempotency import StoredResponse, fingerprint, validate_key
 from common.tasks.errors import PreconditionRequired
 from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
 from common.tasks.reader import TaskReader
 from common.tasks.service import NewTask, Precondition, TaskService
-from common.tasks.views import render_task
+from common.tasks.views import TaskRow, render_task
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -89,6 +88,7 @@ async def create_task(
     principal: CurrentPrincipal,
     tasks: TaskServiceDep,
     resources: ResourcesDep,
+    uow: UnitOfWorkDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -100,35 +100,39 @@ async def create_task(
     if idempotency_key is None:
         task = await tasks.create(principal.user_id, NewTask(**body.model_dump()))
         return _created(render_task(task), task.id)
-    store = IdempotencyStore(
-        resources.redis, ttl_seconds=resources.settings.idempotency_ttl_seconds
-    )
+    store = resources.idempotency
     request = fingerprint("POST /api/v1/tasks", body.model_dump(mode="json", exclude_unset=True))
-    claim = await store.begin(principal.user_id, validate_key(idempotency_key), request)
+    claim = await store.begin(
+        uow.session, principal.user_id, validate_key(idempotency_key), request
+    )
     if isinstance(claim, StoredResponse):
-        replayed_id = uuid.UUID(orjson.loads(claim.body)["id"])
-        return _created(claim.body, replayed_id, status_code=claim.status, replayed=True)
-    try:
-        task = await tasks.create(principal.user_id, NewTask(**body.model_dump()))
-    except BaseException:
-        await store.release(claim)
-        raise
-    rendered = render_task(task)
-    await store.complete(claim, http.HTTP_201_CREATED, rendered)
-    return _created(rendered, task.id)
+        return _replay(claim)
+    first: list[StoredResponse] = []
+
+    async def record(task: TaskRow) -> None:
+        first.append(_stored(_created(render_task(task), task.id)))
+        await store.record(uow.session, claim, first[0])
+
+    task = await tasks.create(principal.user_id, NewTask(**body.model_dump()), before_commit=record)
+    await store.remember(claim, first[0])
+    return _created(render_task(task), task.id)
 
 
-def _created(
-    body: bytes,
-    task_id: uuid.UUID,
-    *,
-    status_code: int = http.HTTP_201_CREATED,
-    replayed: bool = False,
-) -> Response:
-    headers = {"Location": _location(task_id)}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(body, status_code=status_code, headers=headers)
+def _stored(response: Response) -> StoredResponse:
+    """The complete response for replays (the length is recomputed when sent)."""
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return StoredResponse(response.status_code, bytes(response.body), headers)
+
+
+def _replay(stored: StoredResponse) -> Response:
+    headers = {**stored.headers, "Idempotent-Replayed": "true"}
+    return Response(stored.body, status_code=stored.status, headers=headers)
+
+
+def _created(body: bytes, task_id: uuid.UUID) -> Response:
+    return json_response(
+        body, status_code=http.HTTP_201_CREATED, headers={"Location": _location(task_id)}
+    )
 
 
 @router.get(

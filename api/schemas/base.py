@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -33,3 +34,14 @@ def multi_line(value: str) -> str:
     if _CONTROL_EXCEPT_NEWLINES.search(value):
         raise ValueError("Control characters other than tab and newlines are not allowed")
     return value
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """The JSON schema of an optional field that refuses an explicit null (a validator does):
+    it may be left out, so Python's default is None, but the schema must not offer null."""
+    schema.pop("default", None)
+    members = [m for m in schema.pop("anyOf", []) if m != {"type": "null"}]
+    if len(members) == 1:
+        schema.update(members[0])
+    elif members:
+        schema["anyOf"] = members

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, field_validator
 
-from api.schemas.base import RequestModel, single_line
+from api.schemas.base import RequestModel, not_null, single_line
 from common.categories.schemas import CategoryList, CategoryOut
 
 __all__ = ["CategoryCreate", "CategoryList", "CategoryOut", "CategoryUpdate"]
@@ -33,9 +33,9 @@ class CategoryCreate(RequestModel):
 
 
 class CategoryUpdate(RequestModel):
-    """Only the fields sent change; `color` may be set to null."""
+    """Only the fields sent change; `color` may be set to null, `name` may not."""
 
-    name: CategoryName | None = None
+    name: CategoryName | None = Field(default=None, json_schema_extra=not_null)
     color: Color | None = None
 
     @field_validator("name", mode="before")

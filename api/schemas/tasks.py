@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, field_validator
 
-from api.schemas.base import RequestModel, multi_line, single_line
+from api.schemas.base import RequestModel, multi_line, not_null, single_line
 from common.models import TaskPriority, TaskStatus
 from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage
 
@@ -31,11 +31,21 @@ def _as_utc(value: datetime) -> datetime:
         raise ValueError("Date out of range") from exc
 
 
+_DATE_TIME_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _date_time_text(value: Any) -> Any:
+    """Only ISO 8601 text is a date-time: pydantic would otherwise read a number, or a string
+    of digits, as a Unix timestamp (`1893456000` -> 2030-01-01, `0.5` -> 1970)."""
+    if not isinstance(value, str) or not _DATE_TIME_START.match(value.strip()):
+        raise ValueError("Expected an ISO 8601 date-time with a time zone")
+    return value
+
+
 def _plus_from_query(value: Any) -> Any:
     """An unencoded `+` in a query string arrives as a space: `...T10:00:00 02:00`."""
-    if isinstance(value, str):
-        return re.sub(r" (\d{2}:?\d{2})$", r"+\1", value.strip())
-    return value
+    value = _date_time_text(value)
+    return re.sub(r" (\d{2}:?\d{2})$", r"+\1", value.strip())
 
 
 Title = Annotated[
@@ -50,6 +60,7 @@ Description = Annotated[
 ]
 DueDate = Annotated[
     AwareDatetime,
+    BeforeValidator(_date_time_text),
     AfterValidator(_as_utc),
     Field(
         description="ISO 8601 with a time zone (`Z` or an offset); naive times are refused. "
@@ -58,7 +69,8 @@ DueDate = Annotated[
     ),
 ]
 QueryDateTime = Annotated[AwareDatetime, BeforeValidator(_plus_from_query), AfterValidator(_as_utc)]
-Version = Annotated[int, Field(ge=1, le=2**31 - 1, examples=[3])]
+Version = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1, examples=[3])]
+"""Strict: `true` or `1.0` is not a version."""
 
 
 class TaskCreate(RequestModel):
@@ -70,13 +82,18 @@ class TaskCreate(RequestModel):
 
 
 class TaskUpdate(RequestModel):
-    """Only the fields sent change; `description` and `due_date` may be set to null."""
+    """Only the fields sent change; `description` and `due_date` may be set to null, the
+    others may be left out but not sent as null (the schema says so: no `null` in them)."""
 
-    title: Title | None = None
+    title: Title | None = Field(default=None, json_schema_extra=not_null)
     description: Description | None = None
     due_date: DueDate | None = None
-    priority: TaskPriority | None = Field(default=None, examples=["low"])
-    status: TaskStatus | None = Field(default=None, examples=["completed"])
+    priority: TaskPriority | None = Field(
+        default=None, examples=["low"], json_schema_extra=not_null
+    )
+    status: TaskStatus | None = Field(
+        default=None, examples=["completed"], json_schema_extra=not_null
+    )
     version: Version | None = Field(
         default=None,
         description="The version you read. Required unless an If-Match header is sent; "

@@ -49,6 +49,8 @@ class UserOut(ResponseModel):
 
 
 class UserUpdate(RequestModel):
+    """Only the fields sent change; null leaves a field as it is."""
+
     full_name: FullName | None = None
-    reminder_minutes_before: Annotated[int, Field(ge=0, le=7 * 24 * 60)] | None = None
+    reminder_minutes_before: Annotated[int, Field(strict=True, ge=0, le=7 * 24 * 60)] | None = None
     timezone: TimeZoneName | None = None

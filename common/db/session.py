@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import (
 from common.config import Settings
 
 
-def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pool_size: int | None = None, pre_ping: bool | None = None
+) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=settings.db_pool_pre_ping,
+        pool_pre_ping=settings.db_pool_pre_ping if pre_ping is None else pre_ping,
         pool_recycle=1800,
         json_deserializer=orjson.loads,
     )

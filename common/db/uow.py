@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.jobs import Job, JobPublisher
@@ -16,8 +16,9 @@ class UnitOfWork:
     """Services flush and enqueue; the boundary (router or job) calls `commit()`.
 
     Jobs are written to the outbox in the same transaction and published right after the
-    commit; the outbox row is deleted once the broker took the job, so a rollback sends
-    nothing and a broker outage loses nothing.
+    commit, so a rollback sends nothing. The row stays until the worker finished the job; it is
+    due for the relay only after `redeliver_after` (a lost message), or at once when the
+    publish failed (broker down), so a successful publish costs no second write.
     """
 
     def __init__(self, session: AsyncSession, publisher: JobPublisher) -> None:
@@ -34,6 +35,8 @@ class UnitOfWork:
                 queue=job.queue,
                 kwargs=job.kwargs,
                 request_id=job.request_id,
+                due_at=func.now() + self._publisher.redeliver_after,
+                publish_count=1,
             )
         )
         self._jobs.append(job)
@@ -44,9 +47,14 @@ class UnitOfWork:
         jobs, self._jobs = self._jobs, []
         if not jobs:
             return
-        sent = await self._publisher.publish_many_async(jobs)
-        if sent:
-            await self.session.execute(delete(OutboxJob).where(OutboxJob.id.in_(sent)))
+        sent = set(await self._publisher.publish_many_async(jobs))
+        unsent = [job.id for job in jobs if job.id not in sent]
+        if unsent:
+            await self.session.execute(
+                update(OutboxJob)
+                .where(OutboxJob.id.in_(unsent))
+                .values(due_at=func.now(), publish_count=0)
+            )
             await self.session.commit()
 
     async def rollback(self) -> None:

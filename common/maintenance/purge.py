@@ -10,11 +10,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
-from common.models import ActionToken, RefreshToken, RefreshTokenFamily, SentEmail, Task
+from common.models import (
+    ActionToken,
+    IdempotencyKey,
+    RefreshToken,
+    RefreshTokenFamily,
+    SentEmail,
+    Task,
+)
 
 SENT_EMAIL_RETENTION = timedelta(days=30)
 
@@ -29,19 +36,19 @@ class PurgeReport:
 
 async def _purge_in_batches(
     session_factory: async_sessionmaker[AsyncSession],
-    key: InstrumentedAttribute[Any],
+    keys: tuple[InstrumentedAttribute[Any], ...],
     condition: ColumnElement[bool],
     batch_size: int,
     max_batches: int,
 ) -> int:
-    """Delete rows matching `condition`, `batch_size` primary keys (`key`) at a time."""
+    """Delete rows matching `condition`, `batch_size` primary keys (`keys`) at a time."""
+    table = keys[0].class_
+    key = tuple_(*keys) if len(keys) > 1 else keys[0]
     total = 0
     for _ in range(max_batches):
-        doomed = (
-            select(key).where(condition).limit(batch_size).with_for_update(skip_locked=True)
-        ).scalar_subquery()
+        doomed = select(*keys).where(condition).limit(batch_size).with_for_update(skip_locked=True)
         async with session_factory() as session:
-            result = await session.execute(delete(key.class_).where(key.in_(doomed)).returning(key))
+            result = await session.execute(delete(table).where(key.in_(doomed)).returning(keys[0]))
             count = len(result.all())
             await session.commit()
         total += count
@@ -56,6 +63,7 @@ async def purge_expired_rows(
     now: datetime,
     retention: timedelta,
     batch_size: int,
+    idempotency_retention: timedelta = timedelta(days=1),
     max_batches: int = 100,
 ) -> PurgeReport:
     """Delete what nobody can see or use any more; category links go with their tasks."""
@@ -64,16 +72,20 @@ async def purge_expired_rows(
     finished_family = ~select(RefreshToken.id).where(
         RefreshToken.family_id == RefreshTokenFamily.id
     ).exists() & (RefreshTokenFamily.created_at < now - timedelta(days=1))
-    targets: list[tuple[InstrumentedAttribute[Any], ColumnElement[bool]]] = [
-        (Task.id, Task.deleted_at < now - retention),
-        (RefreshToken.id, RefreshToken.expires_at < now),
-        (ActionToken.id, ActionToken.expires_at < now),
-        (SentEmail.idempotency_key, SentEmail.sent_at < now - SENT_EMAIL_RETENTION),
-        (RefreshTokenFamily.id, finished_family),
+    targets: list[tuple[tuple[InstrumentedAttribute[Any], ...], ColumnElement[bool]]] = [
+        ((Task.id,), Task.deleted_at < now - retention),
+        ((RefreshToken.id,), RefreshToken.expires_at < now),
+        ((ActionToken.id,), ActionToken.expires_at < now),
+        ((SentEmail.idempotency_key,), SentEmail.attempted_at < now - SENT_EMAIL_RETENTION),
+        ((RefreshTokenFamily.id,), finished_family),
+        (
+            (IdempotencyKey.user_id, IdempotencyKey.key_digest),
+            IdempotencyKey.created_at < now - idempotency_retention,
+        ),
     ]
-    for key, condition in targets:
+    for keys, condition in targets:
         report.add(
-            key.class_.__tablename__,
-            await _purge_in_batches(session_factory, key, condition, batch_size, max_batches),
+            keys[0].class_.__tablename__,
+            await _purge_in_batches(session_factory, keys, condition, batch_size, max_batches),
         )
     return report

@@ -2,7 +2,7 @@
 
 from common.models.auth import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily
 from common.models.category import Category, task_categories
-from common.models.jobs import OutboxJob, SentEmail
+from common.models.jobs import IdempotencyKey, OutboxJob, SentEmail
 from common.models.task import Task, TaskPriority, TaskStatus
 from common.models.user import User
 
@@ -10,6 +10,7 @@ __all__ = [
     "ActionToken",
     "ActionTokenPurpose",
     "Category",
+    "IdempotencyKey",
     "OutboxJob",
     "RefreshToken",
     "RefreshTokenFamily",

@@ -7,7 +7,7 @@ tasks and list pages, cached, are `common.tasks.reader`'s).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +67,14 @@ class TaskService:
 
     # Writes ----------------------------------------------------------------------------
 
-    async def create(self, user_id: uuid.UUID, new: NewTask) -> TaskRow:
+    async def create(
+        self,
+        user_id: uuid.UUID,
+        new: NewTask,
+        *,
+        before_commit: Callable[[TaskRow], Awaitable[None]] | None = None,
+    ) -> TaskRow:
+        """`before_commit` writes what must commit with the task (an idempotency record)."""
         _require_future(new.due_date)
         task = await self._tasks.insert(
             {
@@ -83,6 +90,8 @@ class TaskService:
                 else None,
             }
         )
+        if before_commit is not None:
+            await before_commit(task)
         await self._commit(user_id)
         log.info("task_created", task_id=str(task.id))
         return task

@@ -60,8 +60,11 @@ async def test_register_enqueues_one_verification_mail_job(
     assert args == []
     assert list(kwargs) == ["token_id"]
     assert account.email not in json.dumps(message)
-    # The job reached the broker after the commit, so its outbox row is gone again.
-    assert (await session.execute(select(OutboxJob))).scalars().all() == []
+    # The job reached the broker after the commit; its outbox row stays until the worker has
+    # finished it, due for the relay only if the job is still unfinished much later.
+    (row,) = (await session.execute(select(OutboxJob))).scalars().all()
+    assert (row.id, row.publish_count) == (uuid.UUID(message["headers"]["id"]), 1)
+    assert (row.due_at - row.created_at).total_seconds() == pytest.approx(600, abs=5)
 
 
 async def test_register_duplicate_email_is_409_case_insensitively(

@@ -22,18 +22,28 @@ async def test_ready_when_database_and_redis_answer(client: httpx.AsyncClient) -
     assert response.json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
 
 
-async def test_ready_is_503_with_a_reason_when_redis_is_down(
+async def test_ready_stays_200_when_only_redis_is_down_and_says_so(
     app: FastAPI, test_resources: Resources
 ) -> None:
+    """The API serves every request from PostgreSQL without Redis: readiness must not pull
+    every replica out of service at once (the old check answered 503 here)."""
     dead = test_resources.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     app.state.resources = dataclasses.replace(test_resources, redis=create_redis(dead))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.get("/ready")
-    assert response.status_code == 503
+        down = (await c.get("/metrics")).text
+    await app.state.resources.redis.aclose()
+    assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "unavailable"
+    assert body["status"] == "ready"
     assert body["checks"]["database"] == "ok"
-    assert body["checks"]["redis"].startswith("unavailable")
+    assert body["checks"]["redis"].startswith("degraded: ")
+    assert "taskpipe_redis_up 0.0" in down
+
+
+async def test_the_redis_gauge_is_1_when_redis_answers(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/ready")).json()["checks"]["redis"] == "ok"
+    assert "taskpipe_redis_up 1.0" in (await client.get("/metrics")).text
 
 
 async def test_ready_is_503_when_database_is_down(app: FastAPI, test_resources: Resources) -> None:

@@ -101,8 +101,17 @@ async def test_purge_removes_expired_tokens_and_old_mail_records(
                 token_hash="d" * 64,
                 expires_at=NOW + timedelta(hours=1),
             ),
-            SentEmail(idempotency_key="old", sent_at=NOW - timedelta(days=31)),
-            SentEmail(idempotency_key="new", sent_at=NOW - timedelta(days=1)),
+            SentEmail(
+                idempotency_key="old",
+                message_id="<old@taskpipe.local>",
+                attempted_at=NOW - timedelta(days=31),
+                sent_at=NOW - timedelta(days=31),
+            ),
+            SentEmail(
+                idempotency_key="new",
+                message_id="<new@taskpipe.local>",
+                attempted_at=NOW - timedelta(days=1),
+            ),
         ]
     )
     await session.commit()
@@ -115,6 +124,7 @@ async def test_purge_removes_expired_tokens_and_old_mail_records(
         "action_tokens": 1,
         "sent_emails": 1,
         "refresh_token_families": 1,
+        "idempotency_keys": 0,
     }
     assert set((await session.execute(select(RefreshTokenFamily.id))).scalars()) == {live_family.id}
     assert set((await session.execute(select(SentEmail.idempotency_key))).scalars()) == {"new"}

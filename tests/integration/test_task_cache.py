@@ -18,6 +18,7 @@ from api.resources import Resources
 from common.auth.lockout import LoginLockout
 from common.auth.revocation import TokenRevocations
 from common.cache import ResponseCache, generation_key
+from common.idempotency import IdempotencyStore
 from common.ratelimit import RateLimiter
 from common.redis import create_redis
 from tests.support.factories import Account, register
@@ -301,6 +302,7 @@ async def redis_down(app: FastAPI, test_resources: Resources) -> AsyncIterator[R
         lockout=LoginLockout(dead, limiter, dead_settings),
         revocations=TokenRevocations(dead, dead_settings.access_token_ttl),
         cache=ResponseCache(dead, ttl_seconds=60),
+        idempotency=IdempotencyStore(dead, ttl_seconds=60),
     )
     yield app.state.resources
     app.state.resources = test_resources

@@ -15,10 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, *, pool: str = "solo") -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *, pool: str = "solo", concurrency: int = 1
+    ) -> None:
         self.env = env
         self.log_path = log_path
         self.pool = pool
+        self.concurrency = concurrency
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -32,7 +35,7 @@ class WorkerProcess:
                 "worker.app",
                 "worker",
                 f"--pool={self.pool}",
-                "--concurrency=1",
+                f"--concurrency={self.concurrency}",
                 "--queues",
                 ",".join(Queue.ALL),
                 "--without-gossip",
@@ -63,6 +66,15 @@ class WorkerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill_children(self) -> int:
+        """SIGKILL the pool's child processes only (an OOM kill of one job's process)."""
+        assert self.process is not None
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = [int(pid) for pid in children.read_text().split()]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        return len(pids)
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no warm shutdown, no acks."""

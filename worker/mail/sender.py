@@ -14,13 +14,19 @@ SMTP_ERRORS: tuple[type[Exception], ...] = (aiosmtplib.SMTPException, OSError, T
 
 
 def build_message(
-    settings: Settings, to: str, mail: RenderedMail, idempotency_key: str
+    settings: Settings,
+    to: str,
+    mail: RenderedMail,
+    idempotency_key: str,
+    *,
+    message_id: str | None = None,
 ) -> EmailMessage:
+    """`message_id`: the one recorded with the intent, so a resend carries the same id."""
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = mail.subject
-    message["Message-ID"] = make_msgid(domain="taskpipe.local")
+    message["Message-ID"] = message_id or make_msgid(domain="taskpipe.local")
     # Lets a mail catcher or a downstream relay spot a duplicate delivery of the same job.
     message["X-Taskpipe-Idempotency-Key"] = idempotency_key
     message.set_content(mail.text)

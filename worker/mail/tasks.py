@@ -1,26 +1,29 @@
-"""The Celery decorator shared by every job that sends mail."""
+"""The policy shared by every job that sends mail."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Task
 
 from common.config import get_settings
-from worker.app import app
+from worker.mail.delivery import MailInFlight
 from worker.mail.sender import SMTP_ERRORS
+from worker.policy import JobBody, RetryPolicy, job
+
+MAIL_RETRY = RetryPolicy(
+    retry_on=(*SMTP_ERRORS, MailInFlight, SoftTimeLimitExceeded),
+    max_retries=12,
+    backoff_seconds=get_settings().mail_retry_backoff_seconds,
+    backoff_max_seconds=600,
+)
+"""SMTP and connection hiccups (and a PostgreSQL outage): 5 s doubling by default, capped at
+10 min, 12 retries (about 45 min in all) before the job gives up and logs it. Retries longer
+than the broker may hold wait in the outbox."""
 
 
-def mail_task(name: str) -> Callable[[Callable[..., Any]], Task[Any, Any]]:
-    """Register a mail job: SMTP and connection hiccups are retried with exponential backoff
-    and full jitter (5 s doubling by default, capped at 10 min: about 1 h 20 min of retries)
-    before the job gives up and logs it."""
-    return app.task(
-        name=name,
-        autoretry_for=SMTP_ERRORS,
-        retry_backoff=get_settings().mail_retry_backoff_seconds,
-        retry_backoff_max=600,
-        retry_jitter=True,
-        max_retries=12,
-    )
+def mail_task(name: str) -> Callable[[JobBody], Task[Any, Any]]:
+    """Register a mail job. One mail: at most a minute of work (SMTP timeouts included)."""
+    return job(name, soft_time_limit=60, time_limit=90, policy=MAIL_RETRY)

@@ -11,7 +11,8 @@ from common.jobs import JobName, JobPublisher
 from common.logging import get_logger
 from common.warming import recently_active_users, warm_user
 from worker.app import app
-from worker.runtime import WorkerRuntime, run
+from worker.policy import job
+from worker.runtime import WorkerRuntime
 
 log = get_logger(__name__)
 
@@ -37,12 +38,12 @@ async def warm_active(runtime: WorkerRuntime, now: datetime) -> int:
     return len(user_ids)
 
 
-@app.task(name=JobName.WARM_USER_CACHE, soft_time_limit=20, time_limit=30)
-def warm_user_cache(user_id: str) -> bool:
-    return run(lambda rt: warm_one(rt, uuid.UUID(user_id)))
+@job(JobName.WARM_USER_CACHE, soft_time_limit=20, time_limit=30)
+async def warm_user_cache(runtime: WorkerRuntime, user_id: str) -> bool:
+    return await warm_one(runtime, uuid.UUID(user_id))
 
 
-@app.task(name=JobName.WARM_ACTIVE_USERS, soft_time_limit=240, time_limit=300)
-def warm_active_users(now: str | None = None) -> int:
+@job(JobName.WARM_ACTIVE_USERS, soft_time_limit=150, time_limit=180)
+async def warm_active_users(runtime: WorkerRuntime, now: str | None = None) -> int:
     moment = datetime.fromisoformat(now) if now else datetime.now(UTC)
-    return run(lambda rt: warm_active(rt, moment))
+    return await warm_active(runtime, moment)

@@ -10,14 +10,15 @@ from common.logging import get_logger
 from common.maintenance.outbox import relay_outbox
 from common.maintenance.purge import PurgeReport, purge_expired_rows
 from worker.app import app
-from worker.runtime import WorkerRuntime, run
+from worker.policy import job
+from worker.runtime import WorkerRuntime
 
 log = get_logger(__name__)
 
 
-@app.task(name=JobName.RELAY_OUTBOX, soft_time_limit=60, time_limit=90)
-def relay_outbox_task() -> int:
-    return run(lambda rt: relay_outbox(rt.session_factory, JobPublisher(app)))
+@job(JobName.RELAY_OUTBOX, soft_time_limit=60, time_limit=90)
+async def relay_outbox_task(runtime: WorkerRuntime) -> int:
+    return await relay_outbox(runtime.session_factory, JobPublisher(app))
 
 
 async def purge(runtime: WorkerRuntime, now: datetime) -> PurgeReport:
@@ -27,13 +28,15 @@ async def purge(runtime: WorkerRuntime, now: datetime) -> PurgeReport:
         now=now,
         retention=timedelta(days=settings.purge_retention_days),
         batch_size=settings.purge_batch_size,
+        idempotency_retention=timedelta(seconds=settings.idempotency_ttl_seconds),
     )
     log.info("purge_finished", **report.deleted)
     await jobstats.record(runtime.redis, "purged_rows", report.deleted)
     return report
 
 
-@app.task(name=JobName.PURGE_DELETED, soft_time_limit=240, time_limit=300)
-def purge_deleted(now: str | None = None) -> dict[str, int]:
+@job(JobName.PURGE_DELETED, soft_time_limit=150, time_limit=180)
+async def purge_deleted(runtime: WorkerRuntime, now: str | None = None) -> dict[str, int]:
+    """Bounded batches: a purge cut short by its time limit goes on at the next run."""
     moment = datetime.fromisoformat(now) if now else datetime.now(UTC)
-    return run(lambda rt: purge(rt, moment)).deleted
+    return (await purge(runtime, moment)).deleted

@@ -1,0 +1,67 @@
+"""schemathesis over the whole OpenAPI document, against the real API server process:
+examples, coverage, fuzzing and stateful phases, with a fixed seed and bounded examples.
+0 server errors, 0 responses that break the schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.drills.harness import ApiServer, report
+from tests.support.factories import PASSWORD, unique_email
+
+pytestmark = pytest.mark.timeout(600)
+
+# Checks left out, and why (our documented semantics):
+# - positive_data_acceptance: schema-valid data may break a business rule (a due date in
+#   the past, a duplicate category name) and is refused with a documented 4xx.
+EXCLUDED_CHECKS = ["positive_data_acceptance"]
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    committed_data: None, tmp_path: Path
+) -> None:
+    api = ApiServer({}, tmp_path / "api.log")
+    api.start()
+    try:
+        registered = httpx.post(
+            f"{api.url}/api/v1/auth/register",
+            json={"email": unique_email("fuzz"), "password": PASSWORD, "full_name": "Fuzz"},
+        )
+        assert registered.status_code == 201
+        token = registered.json()["access_token"]
+        report_path = tmp_path / "schemathesis.json"
+        run = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("st")),
+                "run",
+                f"{api.url}/openapi.json",
+                "--seed=20261126",
+                "--max-examples=5",
+                "--phases=examples,coverage,fuzzing,stateful",
+                "--checks=all",
+                f"--exclude-checks={','.join(EXCLUDED_CHECKS)}",
+                "--header",
+                f"Authorization: Bearer {token}",
+                "--generation-deterministic",
+                "--report=json",
+                f"--report-json-path={report_path}",
+                "--workers=2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=540,
+        )
+    finally:
+        api.stop()
+    summary = run.stdout[-6000:]
+    figures: dict[str, object] = {"exit_status": run.returncode}
+    if report_path.exists():
+        figures["report"] = json.loads(report_path.read_text()).get("summary", {})
+    report("schemathesis", **figures)
+    assert run.returncode == 0, summary + run.stderr[-2000:]

@@ -1,0 +1,167 @@
+"""How every job runs: its retries, its time limits and the end of its outbox row, in one place.
+
+A job is an async function `body(runtime, **kwargs)` registered with `@job(...)`. Around it:
+
+- **Retries.** Every job retries when PostgreSQL is out of reach (a dropped connection, a
+  restart); mail jobs also on SMTP and connection errors. Delays grow exponentially with
+  jitter. A short delay is a Celery countdown; a long one is handed back to the outbox with
+  a not-before time and the message is acknowledged. On a Redis broker a message held for a
+  countdown stays unacknowledged, and once it is held longer than the visibility timeout the
+  broker hands it out again, and again (Celery's docs on the Redis transport, celery#2481,
+  #4400); so Celery only ever holds countdowns up to a fifth of the visibility timeout, and
+  the time limits keep countdown plus run time well below it.
+- **The outbox row** (the job's id) is deleted when the job succeeded or failed for good,
+  never before: a job whose message is lost, or whose worker dies, is published again by
+  the relay. Jobs are idempotent, so a second run finds its work done.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert
+
+from common.db.errors import database_unavailable
+from common.logging import get_logger
+from common.models import OutboxJob
+from worker.app import app
+from worker.runtime import WorkerRuntime, run
+
+log = get_logger(__name__)
+
+JobBody = Callable[..., Coroutine[Any, Any, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    retry_on: tuple[type[BaseException], ...] = ()
+    max_retries: int = 10
+    backoff_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+
+    def retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.retry_on) or database_unavailable(exc)
+
+    def delay(self, retries: int) -> float:
+        """Exponential backoff with "equal jitter": half of the step fixed, half random, so
+        retries of many jobs spread out but none comes back at once."""
+        step = min(self.backoff_max_seconds, self.backoff_seconds * 2**retries)
+        return float(step / 2 + random.uniform(0, step / 2))  # noqa: S311 (not a secret)
+
+
+DATABASE_RETRY = RetryPolicy()
+"""Every job: about 8 minutes of retries while PostgreSQL is away; the outbox row (if any)
+outlives a longer outage, and the relay publishes the job again afterwards."""
+
+
+def countdown_limit() -> float:
+    """The longest countdown Celery may hold for a retry (see the module docstring)."""
+    return float(app.conf.broker_transport_options["visibility_timeout"]) / 5.0
+
+
+def job(
+    name: str,
+    *,
+    soft_time_limit: int,
+    time_limit: int,
+    policy: RetryPolicy = DATABASE_RETRY,
+) -> Callable[[JobBody], Task[Any, Any]]:
+    """Register `body` as the Celery task `name` under the policy above."""
+
+    def register(body: JobBody) -> Task[Any, Any]:
+        def task(self: Task[Any, Any], /, **kwargs: Any) -> Any:
+            try:
+                result = run(lambda runtime: body(runtime, **kwargs))
+            except Exception as exc:
+                if policy.retryable(exc) and self.request.retries < policy.max_retries:
+                    return _retry_later(self, policy, exc)
+                log.error("job_failed", error=repr(exc), retries=self.request.retries)
+                _finish(self.request.id)
+                raise
+            _finish(self.request.id)
+            return result
+
+        task.__name__ = body.__name__
+        task.__qualname__ = body.__qualname__
+        task.__doc__ = body.__doc__
+        task.__module__ = body.__module__
+        return app.task(
+            name=name, bind=True, soft_time_limit=soft_time_limit, time_limit=time_limit
+        )(task)
+
+    return register
+
+
+def request_id_of(request: Any) -> str | None:
+    """The API request id travelling in the message headers (set by `JobPublisher`)."""
+    found = getattr(request, "request_id", None)
+    if found is None:
+        found = (getattr(request, "headers", None) or {}).get("request_id")
+    return found if isinstance(found, str) else None
+
+
+def _retry_later(task: Task[Any, Any], policy: RetryPolicy, exc: Exception) -> None:
+    retries = task.request.retries
+    delay = policy.delay(retries)
+    log.warning("job_retry", error=repr(exc), retries=retries, delay=round(delay, 1))
+    if delay > countdown_limit():
+        try:
+            run(lambda runtime: _hand_back(runtime, task, delay))
+        except Exception as hand_back_error:  # PostgreSQL away too: Celery holds a short one
+            log.warning("job_hand_back_failed", error=repr(hand_back_error))
+        else:
+            return
+    raise task.retry(exc=exc, countdown=min(delay, countdown_limit()), max_retries=None)
+
+
+async def _hand_back(runtime: WorkerRuntime, task: Task[Any, Any], delay: float) -> None:
+    """Put the job back in the outbox, due in `delay` seconds, then let the message go."""
+    request = task.request
+    queue = (request.delivery_info or {}).get("routing_key") or app.amqp.router.route(
+        {}, task.name
+    )["queue"].name
+    statement = insert(OutboxJob).values(
+        id=uuid.UUID(request.id),  # our task ids are the outbox ids
+        task_name=task.name,
+        queue=queue,
+        kwargs=request.kwargs or {},
+        request_id=request_id_of(request),
+        due_at=func.now() + timedelta(seconds=delay),
+        retries=request.retries + 1,
+    )
+    async with runtime.session_factory() as session:
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[OutboxJob.id],
+                set_={"due_at": statement.excluded.due_at, "retries": statement.excluded.retries},
+            )
+        )
+        await session.commit()
+
+
+def _finish(job_id: str | None) -> None:
+    """The job is over: its outbox row goes. If PostgreSQL is away the row stays, and the relay
+    publishes the job again later; the job's idempotency key makes that a no-op."""
+    try:
+        outbox_id = uuid.UUID(job_id or "")
+    except ValueError:  # not published by us (a hand-made message): no row to forget
+        return
+
+    async def forget(runtime: WorkerRuntime) -> None:
+        async with runtime.session_factory() as session:
+            await session.execute(delete(OutboxJob).where(OutboxJob.id == outbox_id))
+            await session.commit()
+
+    try:
+        run(forget)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("job_finish_deferred", error=repr(exc))
