@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 TOOLS := .taskpipe/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 PY := .venv/bin/python
-DEVSTACK := $(PY) -m common.devstack run
+DEVSTACK := $(PY) -m devstack run
 PYTEST_ARGS ?=
 USERS ?= 1000
 SPAWN_RATE ?= 10
@@ -45,7 +45,7 @@ format: install ## apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-typecheck: install ## mypy --strict over api, common, worker
+typecheck: install ## mypy --strict over api, common, worker, devstack
 	$(PY) -m mypy
 
 test: lint typecheck ## lint, type-check, then the whole suite with coverage (fails under 85 %)

@@ -2,7 +2,7 @@
 uvicorn worker, printed as a table. One worker on one core: 1000 / req/s is the CPU cost of a
 request in milliseconds, at most; the `CPU ms` column measures it.
 
-    python -m common.devstack run --migrate -- python -m loadtests.bench     # spawns uvicorn
+    python -m devstack run --migrate -- python -m loadtests.bench     # spawns uvicorn
     python -m loadtests.bench --url http://127.0.0.1:8000 --duration 10 --concurrency 32
     python -m loadtests.bench --only list-warm,patch
 

@@ -4,7 +4,7 @@
     python -m loadtests.run --ladder 250,500,1000,1500,2000 --spawn-rate 10 --duration 2m
     python -m loadtests.run --shape spike --users 500
 
-1. PostgreSQL and Redis from devstack (`python -m common.devstack run`, which this command wraps
+1. PostgreSQL and Redis from devstack (`python -m devstack run`, which this command wraps
    itself in: found, started or embedded), a fresh database (`taskpipe_load`, dropped and
    re-created, then migrated) and two Redis databases claimed the way the test suite claims
    them (cache and limits, and the Celery broker), flushed before each step.
@@ -1015,11 +1015,11 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 
 def under_devstack(argv: Sequence[str], database: str) -> int:
-    """Run this same command inside `python -m common.devstack run`, which provides PostgreSQL
+    """Run this same command inside `python -m devstack run`, which provides PostgreSQL
     and Redis (found, started or embedded), stops what it embedded afterwards, and forwards
     signals; devstack's command line is its stable interface."""
     command = [
-        *(PY, "-m", "common.devstack", "run", "--database", database),
+        *(PY, "-m", "devstack", "run", "--database", database),
         *("--", PY, "-m", "loadtests.run", *argv),
     ]
     child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, UNDER_DEVSTACK: "1"})

@@ -23,15 +23,15 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from common.config import get_settings
-from common.devstack.embedded import EmbeddedPostgres, EmbeddedRedis
-from common.devstack.postgres import (
+from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
+from devstack.postgres import (
     database_exists,
     ensure_database,
     postgres_endpoint,
     quote_identifier,
 )
-from common.devstack.redis import redis_endpoint
-from common.devstack.support import (
+from devstack.redis import redis_endpoint
+from devstack.support import (
     POSTGRES_HANDSHAKE,
     REDIS_HANDSHAKE,
     REPO_ROOT,
@@ -40,7 +40,7 @@ from common.devstack.support import (
     read_pid,
 )
 
-DEVSTACK = [sys.executable, "-m", "common.devstack"]
+DEVSTACK = [sys.executable, "-m", "devstack"]
 
 # Runs under devstack: the real app with its real lifespan, asked through ASGI whether it is ready,
 # plus a look at a migrated table. Results go to a file because the app logs to stdout.

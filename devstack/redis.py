@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from common.devstack.embedded import EmbeddedRedis
-from common.devstack.support import (
+from devstack.embedded import EmbeddedRedis
+from devstack.support import (
     EMBEDDED_HOST,
     REDIS_HANDSHAKE,
     DevstackError,

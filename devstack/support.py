@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 EMBEDDED_HOST = "127.0.0.1"
 PROBE_TIMEOUT = 2.0

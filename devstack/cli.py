@@ -1,4 +1,4 @@
-"""`python -m common.devstack run|check`: provide the services, then run the command."""
+"""`python -m devstack run|check`: provide the services, then run the command."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from types import FrameType
 from sqlalchemy.engine import make_url
 
 from common.config import get_settings
-from common.devstack.postgres import database_exists, ensure_database, provide_postgres
-from common.devstack.redis import provide_redis
-from common.devstack.support import (
+from devstack.postgres import database_exists, ensure_database, provide_postgres
+from devstack.redis import provide_redis
+from devstack.support import (
     REPO_ROOT,
     DevstackError,
     Embedded,
@@ -91,7 +91,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(
-        prog="python -m common.devstack",
+        prog="python -m devstack",
         description="Find or start PostgreSQL and Redis for Taskpipe, then run a command.",
     )
     actions = parser.add_subparsers(dest="action", required=True)

@@ -1,8 +1,8 @@
 """Give `make run` and `make test` a PostgreSQL and a Redis on any machine, then run a command.
 
-    python -m common.devstack run [--database NAME] [--migrate] [--embedded auto|always|never]
+    python -m devstack run [--database NAME] [--migrate] [--embedded auto|always|never]
                                   [--data-dir DIR] -- CMD ARGS...
-    python -m common.devstack check [--database NAME] [--embedded ...] [--data-dir DIR]
+    python -m devstack check [--database NAME] [--embedded ...] [--data-dir DIR]
 
 For each service devstack takes the first step of this ladder that works:
 

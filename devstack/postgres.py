@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL
 
-from common.devstack.embedded import EmbeddedPostgres
-from common.devstack.support import (
+from devstack.embedded import EmbeddedPostgres
+from devstack.support import (
     EMBEDDED_HOST,
     POSTGRES_HANDSHAKE,
     START_TIMEOUT,

@@ -18,7 +18,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from common.devstack.support import (
+from devstack.support import (
     EMBEDDED_HOST,
     POSTGRES_HANDSHAKE,
     REDIS_HANDSHAKE,
