@@ -18,6 +18,7 @@ from types import FrameType
 from sqlalchemy.engine import make_url
 
 from common.config import get_settings
+from devstack.machine import run_forwarding_signals
 from devstack.postgres import database_exists, ensure_database, provide_postgres
 from devstack.redis import provide_redis
 from devstack.support import (
@@ -42,36 +43,12 @@ def migrate(env: dict[str, str]) -> None:
         )
 
 
-def _terminal_sent_it_too() -> bool:
-    """True when we are the terminal's foreground group, so a Ctrl-C also reached the command."""
-    try:
-        with open("/dev/tty", "rb") as tty:
-            return os.tcgetpgrp(tty.fileno()) == os.getpgrp()
-    except OSError:
-        return False
-
-
 def run_command(command: Sequence[str], env: dict[str, str]) -> int:
-    """Run `command`, pass on the signals that should stop it, and return its exit status."""
+    """Run `command` with the signals that should stop it passed on; return its exit status."""
     try:
-        child = subprocess.Popen(list(command), env=env)  # noqa: S603 - the user's own command
+        return run_forwarding_signals(command, env=env)
     except OSError as exc:
         raise DevstackError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from exc
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and _terminal_sent_it_too():
-            return
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signum)
-
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
-    try:
-        returncode = child.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return returncode if returncode >= 0 else 128 - returncode  # killed by a signal: shell style
 
 
 @dataclass(frozen=True)

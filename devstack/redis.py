@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from devstack.embedded import EmbeddedRedis
+from devstack.machine import wait_until
 from devstack.support import (
     EMBEDDED_HOST,
     REDIS_HANDSHAKE,
@@ -20,7 +21,6 @@ from devstack.support import (
     log,
     output_of,
     run_program,
-    wait_until,
     why_embedded,
 )
 

@@ -45,6 +45,8 @@ import orjson
 import psutil
 from redis.asyncio import Redis
 
+from devstack.machine import free_port
+
 LIST = "/api/v1/tasks"
 CACHE_METRIC = re.compile(
     r'^taskpipe_cache_requests_total\{kind="\w+",result="(hit|miss|error)"\} ([0-9.e+]+)$', re.M
@@ -248,13 +250,6 @@ async def wait_until_up(base_url: str, startup_seconds: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server at {base_url} did not come up")
             await asyncio.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _cpu_seconds(server: subprocess.Popen[bytes] | None) -> float | None:

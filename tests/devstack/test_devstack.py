@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from common.config import get_settings
 from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
+from devstack.machine import free_port, pid_alive, read_pid
 from devstack.postgres import (
     database_exists,
     ensure_database,
@@ -31,14 +32,7 @@ from devstack.postgres import (
     quote_identifier,
 )
 from devstack.redis import redis_endpoint
-from devstack.support import (
-    POSTGRES_HANDSHAKE,
-    REDIS_HANDSHAKE,
-    REPO_ROOT,
-    Endpoint,
-    pid_alive,
-    read_pid,
-)
+from devstack.support import POSTGRES_HANDSHAKE, REDIS_HANDSHAKE, REPO_ROOT, Endpoint
 
 DEVSTACK = [sys.executable, "-m", "devstack"]
 
@@ -179,18 +173,11 @@ def test_embedded_fallback_serves_the_migrated_app_and_stops_afterwards(
     assert "stopped embedded Redis" in done.stderr
 
 
-def free_local_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_auto_starts_local_servers_it_can_and_embeds_the_rest(data_dir: Path) -> None:
     # Nothing listens on these ports and no cluster in /etc/postgresql is configured for the
     # PostgreSQL one, so PostgreSQL must be embedded; Redis is started from PATH when the
     # machine has redis-server there (and then left running, like a system service).
-    postgres_port, redis_port = free_local_port(), free_local_port()
+    postgres_port, redis_port = free_port(), free_port()
     redis_on_path = shutil.which("redis-server") is not None
     try:
         done = subprocess.run(
