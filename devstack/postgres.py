@@ -53,8 +53,8 @@ def _clusters_on_port(port: int) -> list[tuple[str, str]]:
     return clusters
 
 
-def _start_local_cluster(endpoint: Endpoint, tried: list[str]) -> str | None:
-    """Start the machine's cluster for `endpoint`; return what was started, or note why not."""
+def _local_cluster(endpoint: Endpoint, tried: list[str]) -> tuple[str, str, str] | None:
+    """pg_ctlcluster and the machine's cluster (version, name) for `endpoint`, or note why not."""
     pg_ctlcluster = shutil.which("pg_ctlcluster")
     if pg_ctlcluster is None:
         tried.append("no pg_ctlcluster on this machine")
@@ -64,6 +64,14 @@ def _start_local_cluster(endpoint: Endpoint, tried: list[str]) -> str | None:
         tried.append(f"no cluster in /etc/postgresql is configured for port {endpoint.port}")
         return None
     version, name = clusters[0]
+    return pg_ctlcluster, version, name
+
+
+def _start_local_cluster(
+    endpoint: Endpoint, cluster: tuple[str, str, str], tried: list[str]
+) -> str | None:
+    """Start the machine's cluster for `endpoint`; return what was started, or note why not."""
+    pg_ctlcluster, version, name = cluster
     command = [pg_ctlcluster, "--skip-systemctl-redirect", version, name, "start"]
     log(f"no PostgreSQL answers at {endpoint}; starting the local cluster: {' '.join(command)}")
     try:
@@ -81,8 +89,14 @@ def _start_local_cluster(endpoint: Endpoint, tried: list[str]) -> str | None:
 
 
 def provide_postgres(
-    url: URL, embedded: Embedded, data_dir: Path, stack: contextlib.ExitStack
+    url: URL,
+    embedded: Embedded,
+    data_dir: Path,
+    stack: contextlib.ExitStack,
+    *,
+    start: bool = True,
 ) -> Service:
+    """Walk the ladder; with `start=False` (check) say what would happen and start nothing."""
     shown = url.render_as_string(hide_password=True)
     endpoint = postgres_endpoint(url)
     tried: list[str] = []
@@ -95,9 +109,14 @@ def provide_postgres(
             tried.append("the host is not local, so no server was started there")
         elif endpoint.taken():
             tried.append(f"something that is not PostgreSQL listens on {endpoint}")
-        elif (started := _start_local_cluster(endpoint, tried)) is not None:
-            log(f"using PostgreSQL at {shown} ({started})")
-            return Service("PostgreSQL", _render(url), shown, Origin.STARTED, started)
+        elif (cluster := _local_cluster(endpoint, tried)) is not None:
+            if not start:
+                _, version, name = cluster
+                detail = f"run would start cluster {version}/{name} with pg_ctlcluster"
+                return Service("PostgreSQL", _render(url), shown, Origin.TO_START, detail)
+            if (started := _start_local_cluster(endpoint, cluster, tried)) is not None:
+                log(f"using PostgreSQL at {shown} ({started})")
+                return Service("PostgreSQL", _render(url), shown, Origin.STARTED, started)
     if embedded is Embedded.NEVER:
         raise DevstackError(
             f"no PostgreSQL for {shown}: {'; '.join(tried)}; embedded servers are off "
@@ -106,13 +125,20 @@ def provide_postgres(
         )
     try:
         server = EmbeddedPostgres(data_dir / "postgres")
-        port, how = server.acquire(stack)
+        if start:
+            port, how = server.acquire(stack)
+        else:
+            port, how = server.running_port() or 0, "using the running"
     except DevstackError as exc:
         tried.append(f"embedded PostgreSQL: {exc}")
         raise DevstackError(
             f"no PostgreSQL for {shown}: {'; '.join(tried)}. Start PostgreSQL and set "
             "TASKPIPE_DATABASE_URL to it."
         ) from exc
+    if not port:  # check, and nothing embedded runs yet
+        shown = f"{url.drivername}://postgres@{EMBEDDED_HOST}:<free port>/{url.database}"
+        detail = f"run would embed PostgreSQL, data in {server.pgdata}"
+        return Service("PostgreSQL", "", shown, Origin.TO_EMBED, detail)
     embedded_url = url.set(
         host=EMBEDDED_HOST, port=port, username="postgres", password=None, query={}
     )

@@ -40,7 +40,8 @@ def mask_redis_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _start_local_redis(endpoint: Endpoint, tried: list[str]) -> str | None:
+def _local_redis_server(endpoint: Endpoint, tried: list[str]) -> str | None:
+    """The redis-server on PATH that could serve `endpoint`, or note why there is none."""
     binary = shutil.which("redis-server")
     if binary is None:
         tried.append("no redis-server on PATH")
@@ -48,6 +49,10 @@ def _start_local_redis(endpoint: Endpoint, tried: list[str]) -> str | None:
     if endpoint.socket_path is not None:
         tried.append("the URL is a unix socket, so no local redis-server was started for it")
         return None
+    return binary
+
+
+def _start_local_redis(endpoint: Endpoint, binary: str, tried: list[str]) -> str | None:
     bind = "::1" if endpoint.host == "::1" else "127.0.0.1"
     command = [
         binary, "--daemonize", "yes", "--bind", bind, "--port", str(endpoint.port),
@@ -69,8 +74,14 @@ def _start_local_redis(endpoint: Endpoint, tried: list[str]) -> str | None:
 
 
 def provide_redis(
-    url: str, embedded: Embedded, data_dir: Path, stack: contextlib.ExitStack
+    url: str,
+    embedded: Embedded,
+    data_dir: Path,
+    stack: contextlib.ExitStack,
+    *,
+    start: bool = True,
 ) -> Service:
+    """Walk the ladder; with `start=False` (check) say what would happen and start nothing."""
     shown = mask_redis_url(url)
     endpoint = redis_endpoint(url)
     tried: list[str] = []
@@ -83,9 +94,13 @@ def provide_redis(
             tried.append("the host is not local, so no server was started there")
         elif endpoint.taken():
             tried.append(f"something that is not Redis listens on {endpoint}")
-        elif (started := _start_local_redis(endpoint, tried)) is not None:
-            log(f"using Redis at {shown} ({started})")
-            return Service("Redis", url, shown, Origin.STARTED, started)
+        elif (binary := _local_redis_server(endpoint, tried)) is not None:
+            if not start:
+                detail = f"run would start {binary} on port {endpoint.port}"
+                return Service("Redis", url, shown, Origin.TO_START, detail)
+            if (started := _start_local_redis(endpoint, binary, tried)) is not None:
+                log(f"using Redis at {shown} ({started})")
+                return Service("Redis", url, shown, Origin.STARTED, started)
     if embedded is Embedded.NEVER:
         raise DevstackError(
             f"no Redis for {shown}: {'; '.join(tried)}; embedded servers are off "
@@ -94,7 +109,10 @@ def provide_redis(
         )
     try:
         server = EmbeddedRedis(data_dir / "redis")
-        port, how = server.acquire(stack)
+        if start:
+            port, how = server.acquire(stack)
+        else:
+            port, how = server.running_port() or 0, "using the running"
     except DevstackError as exc:
         tried.append(f"embedded Redis: {exc}")
         raise DevstackError(
@@ -102,6 +120,10 @@ def provide_redis(
             "Start Redis and set TASKPIPE_REDIS_URL to it."
         ) from exc
     database = urlsplit(url).path.strip("/") if urlsplit(url).scheme != "unix" else ""
+    if not port:  # check, and nothing embedded runs yet
+        shown = f"redis://{EMBEDDED_HOST}:<free port>/{database or '0'}"
+        detail = f"run would embed {server.binary}, files in {server.root}"
+        return Service("Redis", "", shown, Origin.TO_EMBED, detail)
     embedded_url = f"redis://{EMBEDDED_HOST}:{port}/{database or '0'}"
     reason = why_embedded("Redis", endpoint, embedded, tried)
     log(f"{reason}; {how} embedded Redis at {embedded_url} (files in {server.root})")

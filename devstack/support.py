@@ -34,11 +34,13 @@ class Embedded(enum.StrEnum):
 
 
 class Origin(enum.StrEnum):
-    """How devstack came by a service."""
+    """How devstack came by a service, or (for `check`, which starts nothing) would."""
 
     FOUND = "found"
     STARTED = "started"
     EMBEDDED = "embedded"
+    TO_START = "to start"
+    TO_EMBED = "to embed"
 
 
 @dataclass(frozen=True)
