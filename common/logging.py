@@ -1,4 +1,5 @@
-"""structlog set-up shared by the API and the worker: JSON lines carrying the request id."""
+"""structlog set-up shared by the API and the worker: lines carrying the request id, as JSON for
+machines or readable console lines for a person at a terminal."""
 
 from __future__ import annotations
 
@@ -38,8 +39,13 @@ def _orjson_dumps(event_dict: object, **_: object) -> str:
     return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    """Route structlog and the stdlib (uvicorn, celery, sqlalchemy) through one JSON renderer."""
+def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
+    """Route structlog and the stdlib (uvicorn, celery, sqlalchemy) through one renderer.
+
+    `json=None` decides by where the lines go: a terminal gets console lines, anything else JSON.
+    """
+    if json is None:
+        json = not sys.stdout.isatty()
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
