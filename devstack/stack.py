@@ -155,8 +155,11 @@ def state_content(
         "pid": os.getpid(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": {
-            name: env[name]
-            for name in ("TASKPIPE_ENV", "TASKPIPE_DATABASE_URL", "TASKPIPE_REDIS_URL")
+            "TASKPIPE_ENV": env["TASKPIPE_ENV"],
+            "TASKPIPE_DATABASE_URL": env["TASKPIPE_DATABASE_URL"],
+            "TASKPIPE_REDIS_URL": env["TASKPIPE_REDIS_URL"],
+            "TASKPIPE_SMTP_HOST": settings.smtp_host,
+            "TASKPIPE_SMTP_PORT": str(settings.smtp_port),
         },
         "ports": {port.process: port.port for port in ports},
         "urls": {
