@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError
 
 from common.config import get_settings
+from common.logging import configure_logging
 
 STACK_FILE = Path(__file__).resolve().parents[1] / ".taskpipe" / "stack.json"
 STACK_FILE_VARIABLE = "TASKPIPE_STACK_FILE"
@@ -134,6 +135,10 @@ def ask_password() -> str:
 def execute(args: argparse.Namespace, stack: DevStack | None) -> int:
     from worker import cli_commands as commands  # reads the settings: only now
 
+    settings = get_settings()
+    # stdout carries the answer (JSON); what the jobs log goes to stderr
+    configure_logging(settings.log_level, json=settings.log_json, stream=sys.stderr)
+
     if args.command == "jobs" and args.action == "list":
         commands.print_json(commands.list_jobs())
     elif args.command == "jobs":
@@ -145,7 +150,7 @@ def execute(args: argparse.Namespace, stack: DevStack | None) -> int:
         commands.print_json(commands.queue_depths())
     elif args.command == "check":
         results = commands.check()
-        connect = stack.connect if stack else commands.connect_commands(get_settings())
+        connect = stack.connect if stack else commands.connect_commands(settings)
         commands.print_json({**results, "connect": connect})
         return 0 if all(value == "ok" for value in results.values()) else EXIT_FAILED
     else:
