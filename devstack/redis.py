@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from devstack.embedded import EmbeddedRedis
-from devstack.machine import wait_until
+from devstack.ladder import LocalServer, Rungs, climb
 from devstack.support import (
     EMBEDDED_HOST,
     REDIS_HANDSHAKE,
-    DevstackError,
     Embedded,
     Endpoint,
-    Origin,
     Service,
     log,
-    output_of,
-    run_program,
-    why_embedded,
+    start_local_server,
 )
 
 
@@ -40,7 +35,7 @@ def mask_redis_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _local_redis_server(endpoint: Endpoint, tried: list[str]) -> str | None:
+def _local_redis_server(endpoint: Endpoint, tried: list[str]) -> LocalServer | None:
     """The redis-server on PATH that could serve `endpoint`, or note why there is none."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -49,28 +44,19 @@ def _local_redis_server(endpoint: Endpoint, tried: list[str]) -> str | None:
     if endpoint.socket_path is not None:
         tried.append("the URL is a unix socket, so no local redis-server was started for it")
         return None
-    return binary
-
-
-def _start_local_redis(endpoint: Endpoint, binary: str, tried: list[str]) -> str | None:
     bind = "::1" if endpoint.host == "::1" else "127.0.0.1"
     command = [
         binary, "--daemonize", "yes", "--bind", bind, "--port", str(endpoint.port),
         "--save", "", "--appendonly", "no",
     ]  # fmt: skip
-    log(f"no Redis answers at {endpoint}; starting {binary} on port {endpoint.port}")
-    try:
-        result = run_program(command)
-    except (OSError, subprocess.SubprocessError) as exc:
-        tried.append(f"`{binary}` did not start: {exc}")
-        return None
-    if result.returncode != 0:
-        tried.append(f"`{binary}` did not start: {output_of(result)}")
-        return None
-    if not wait_until(endpoint.reachable):
-        tried.append(f"{binary} started but {endpoint} did not answer")
-        return None
-    return f"{binary} started as a daemon, left running"
+
+    def start(tried: list[str]) -> str | None:
+        log(f"no Redis answers at {endpoint}; starting {binary} on port {endpoint.port}")
+        if not start_local_server(command, endpoint, tried):
+            return None
+        return f"{binary} started as a daemon, left running"
+
+    return LocalServer(f"{binary} on port {endpoint.port}", start)
 
 
 def provide_redis(
@@ -82,51 +68,21 @@ def provide_redis(
     start: bool = True,
 ) -> Service:
     """Walk the ladder; with `start=False` (check) say what would happen and start nothing."""
-    shown = mask_redis_url(url)
     endpoint = redis_endpoint(url)
-    tried: list[str] = []
-    if embedded is not Embedded.ALWAYS:
-        if endpoint.reachable():
-            log(f"using Redis at {shown} (it answers)")
-            return Service("Redis", url, shown, Origin.FOUND, f"{endpoint} answers")
-        tried.append(f"no Redis answers at {endpoint}")
-        if not endpoint.is_local:
-            tried.append("the host is not local, so no server was started there")
-        elif endpoint.taken():
-            tried.append(f"something that is not Redis listens on {endpoint}")
-        elif (binary := _local_redis_server(endpoint, tried)) is not None:
-            if not start:
-                detail = f"run would start {binary} on port {endpoint.port}"
-                return Service("Redis", url, shown, Origin.TO_START, detail)
-            if (started := _start_local_redis(endpoint, binary, tried)) is not None:
-                log(f"using Redis at {shown} ({started})")
-                return Service("Redis", url, shown, Origin.STARTED, started)
-    if embedded is Embedded.NEVER:
-        raise DevstackError(
-            f"no Redis for {shown}: {'; '.join(tried)}; embedded servers are off "
-            "(--embedded never). Start Redis there, point TASKPIPE_REDIS_URL at one that runs, "
-            "or use --embedded auto."
-        )
-    try:
-        server = EmbeddedRedis(data_dir / "redis")
-        if start:
-            port, how = server.acquire(stack)
-        else:
-            port, how = server.running_port() or 0, "using the running"
-    except DevstackError as exc:
-        tried.append(f"embedded Redis: {exc}")
-        raise DevstackError(
-            f"no Redis for {shown}: {'; '.join(tried)}. "
-            "Start Redis and set TASKPIPE_REDIS_URL to it."
-        ) from exc
     database = urlsplit(url).path.strip("/") if urlsplit(url).scheme != "unix" else ""
-    if not port:  # check, and nothing embedded runs yet
-        shown = f"redis://{EMBEDDED_HOST}:<free port>/{database or '0'}"
-        detail = f"run would embed {server.binary}, files in {server.root}"
-        return Service("Redis", "", shown, Origin.TO_EMBED, detail)
-    embedded_url = f"redis://{EMBEDDED_HOST}:{port}/{database or '0'}"
-    reason = why_embedded("Redis", endpoint, embedded, tried)
-    log(f"{reason}; {how} embedded Redis at {embedded_url} (files in {server.root})")
-    return Service(
-        "Redis", embedded_url, embedded_url, Origin.EMBEDDED, f"embedded, files in {server.root}"
+
+    def embedded_url(port: int | None) -> tuple[str, str]:
+        found = f"redis://{EMBEDDED_HOST}:{port or '<free port>'}/{database or '0'}"
+        return ("" if port is None else found), found
+
+    rungs = Rungs(
+        name="Redis",
+        variable="TASKPIPE_REDIS_URL",
+        url=url,
+        shown=mask_redis_url(url),
+        endpoint=endpoint,
+        local_server=lambda tried: _local_redis_server(endpoint, tried),
+        embedded_server=lambda: EmbeddedRedis(data_dir / "redis"),
+        embedded_url=embedded_url,
     )
+    return climb(rungs, embedded, stack, start=start)

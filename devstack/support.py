@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.machine import LOCALHOST, WAIT_TIMEOUT
+from devstack.machine import LOCALHOST, WAIT_TIMEOUT, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -144,6 +144,26 @@ def run_program(
 
 def output_of(result: subprocess.CompletedProcess[str]) -> str:
     return (result.stderr or result.stdout).strip() or f"exit code {result.returncode}"
+
+
+def start_local_server(
+    command: Sequence[str], endpoint: Endpoint, tried: list[str], timeout: float = START_TIMEOUT
+) -> bool:
+    """Run the command that starts one of the machine's own servers and wait for it to answer
+    at `endpoint`; when it does not, note why in `tried` and return False."""
+    shown = " ".join(command)
+    try:
+        result = run_program(command, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        tried.append(f"`{shown}` failed: {exc}")
+        return False
+    if result.returncode != 0:
+        tried.append(f"`{shown}` failed: {output_of(result)}")
+        return False
+    if not wait_until(endpoint.reachable):
+        tried.append(f"`{shown}` ran but {endpoint} did not answer")
+        return False
+    return True
 
 
 def why_embedded(name: str, endpoint: Endpoint, embedded: Embedded, tried: list[str]) -> str:

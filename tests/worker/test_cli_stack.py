@@ -24,6 +24,11 @@ def bare_environment(**settings: str) -> dict[str, str]:
     return {**env, **settings}
 
 
+def without_a_stack(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """No `make run` beside it: the stack file it would look for does not exist."""
+    return bare_environment(TASKPIPE_STACK_FILE=str(tmp_path / "none.json"), **settings)
+
+
 def taskpipe(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(TASKPIPE), *args],
@@ -91,8 +96,8 @@ def test_without_a_stack_an_unreachable_database_is_one_clear_message(tmp_path: 
     unused = free_port()
     done = taskpipe(
         "queues",
-        env=bare_environment(
-            TASKPIPE_STACK_FILE=str(tmp_path / "none.json"),
+        env=without_a_stack(
+            tmp_path,
             TASKPIPE_ENV="development",
             TASKPIPE_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{unused}/taskpipe",
         ),
@@ -113,8 +118,8 @@ def test_an_unreachable_redis_is_one_clear_message(tmp_path: Path) -> None:
         "run",
         "purge",
         "--enqueue",
-        env=bare_environment(
-            TASKPIPE_STACK_FILE=str(tmp_path / "none.json"),
+        env=without_a_stack(
+            tmp_path,
             TASKPIPE_ENV="development",
             TASKPIPE_REDIS_URL=f"redis://:secret@127.0.0.1:{unused}/0",
         ),
@@ -127,13 +132,7 @@ def test_an_unreachable_redis_is_one_clear_message(tmp_path: Path) -> None:
 
 
 def test_settings_it_cannot_use_are_explained(tmp_path: Path) -> None:
-    done = taskpipe(
-        "jobs",
-        "list",
-        env=bare_environment(
-            TASKPIPE_STACK_FILE=str(tmp_path / "none.json"), TASKPIPE_ENV="production"
-        ),
-    )
+    done = taskpipe("jobs", "list", env=without_a_stack(tmp_path, TASKPIPE_ENV="production"))
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "TASKPIPE_JWT_SECRET" in done.stderr
@@ -141,17 +140,8 @@ def test_settings_it_cannot_use_are_explained(tmp_path: Path) -> None:
 
 
 def test_creating_a_user_without_a_password_or_a_terminal_says_so(tmp_path: Path) -> None:
-    done = taskpipe(
-        "users",
-        "create",
-        "--email",
-        "no.tty@example.com",
-        "--name",
-        "No TTY",
-        env=bare_environment(
-            TASKPIPE_STACK_FILE=str(tmp_path / "none.json"), TASKPIPE_ENV="development"
-        ),
-    )
+    create = ("users", "create", "--email", "no.tty@example.com", "--name", "No TTY")
+    done = taskpipe(*create, env=without_a_stack(tmp_path, TASKPIPE_ENV="development"))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "no terminal to ask for the password" in done.stderr
