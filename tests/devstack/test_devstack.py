@@ -260,9 +260,9 @@ def test_up_names_the_process_holding_a_port_and_starts_nothing(tmp_path: Path) 
         )
 
     assert done.returncode == 1
-    message = done.stderr.strip().splitlines()[-1]
-    assert f"port {port} (api) is taken by pid {os.getpid()} (" in message
-    assert "another `make run`" in message
+    assert "devstack: cannot start, these ports are taken:" in done.stderr
+    assert f"  {port} (api): pid {os.getpid()} (" in done.stderr
+    assert "another `make run`" in done.stderr
     assert not (tmp_path / "data").exists()
     assert "using PostgreSQL" not in done.stderr  # refused before looking for services
 
