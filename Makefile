@@ -1,13 +1,15 @@
 # Taskpipe: `make run` brings up the whole platform, `make test` runs the whole suite.
 # Both work on a fresh checkout with nothing but Python 3.11+: uv is bootstrapped into
 # .taskpipe/tools when it is not on PATH, and devstack finds, starts or embeds PostgreSQL/Redis.
+# DEVSTACK_OPTIONS="--embedded always" runs them on the embedded servers (as CI does).
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 TOOLS := .taskpipe/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 PY := .venv/bin/python
-DEVSTACK := $(PY) -m common.devstack run
+DEVSTACK_OPTIONS ?=
+DEVSTACK := $(PY) -m devstack run $(DEVSTACK_OPTIONS)
 PYTEST_ARGS ?=
 USERS ?= 1000
 SPAWN_RATE ?= 10
@@ -19,7 +21,9 @@ LOADTEST_ARGS ?=
 .PHONY: help install run test test-drills lint format typecheck migrate loadtest loadtest-ladder compose-smoke clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+		'{ names[NR] = $$1; texts[NR] = $$2; if (length($$1) > width) width = length($$1) } \
+		END { for (i = 1; i <= NR; i++) printf "  %-*s  %s\n", width, names[i], texts[i] }'
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -29,10 +33,16 @@ $(TOOLS)/bin/uv:
 	$(UV) sync --frozen --all-groups --compile-bytecode
 	@touch $@
 
-install: .venv/.synced ## create .venv with the locked dependencies
+# What running needs and no more (the runtime, honcho, the mail catcher, embedded servers);
+# --inexact keeps whatever `make install` added.
+.venv/.synced-run: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --inexact --no-default-groups --group run --group embedded --compile-bytecode
+	@touch $@
 
-run: install ## API :8000, worker, beat, Flower :5555 and a mail catcher :1025, on local PG/Redis
-	$(DEVSTACK) --migrate -- $(PY) -m honcho start -f Procfile
+install: .venv/.synced ## create .venv with every locked dependency (tests, linters, Locust too)
+
+run: .venv/.synced-run ## API :8000, worker, beat, Flower :5555, mail catcher :1025; Ctrl-C stops
+	@$(PY) -m devstack up $(DEVSTACK_OPTIONS)
 
 migrate: install ## apply migrations to the configured database
 	$(DEVSTACK) --migrate -- true
@@ -45,7 +55,7 @@ format: install ## apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-typecheck: install ## mypy --strict over api, common, worker
+typecheck: install ## mypy --strict over api, common, worker, devstack
 	$(PY) -m mypy
 
 test: lint typecheck ## lint, type-check, then the whole suite with coverage (fails under 85 %)
@@ -63,5 +73,5 @@ loadtest-ladder: install ## one run per user count in LADDER, and a PNG of p95 a
 compose-smoke: install ## build the image, run the compose stack, drive a smoke scenario, tear down (Docker)
 	$(PY) -m deploy.smoke
 
-clean: ## remove the venv, tools and local data
+clean: ## remove the venv, tools and local data (embedded servers, make run's heartbeats)
 	rm -rf .venv .taskpipe .mypy_cache .ruff_cache .pytest_cache

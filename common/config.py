@@ -30,7 +30,9 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.DEVELOPMENT
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = None
+    """JSON log lines (true), readable console lines (false); unset: console lines when stdout is
+    a terminal, JSON otherwise (pipes, files, containers, log collectors)."""
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskpipe"
     db_pool_size: PositiveInt = 10

@@ -1,10 +1,12 @@
-"""structlog set-up shared by the API and the worker: JSON lines carrying the request id."""
+"""structlog set-up shared by the API and the worker: lines carrying the request id, as JSON for
+machines or readable console lines for a person at a terminal."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from contextvars import ContextVar
+from typing import TextIO
 
 import orjson
 import structlog
@@ -38,8 +40,17 @@ def _orjson_dumps(event_dict: object, **_: object) -> str:
     return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    """Route structlog and the stdlib (uvicorn, celery, sqlalchemy) through one JSON renderer."""
+def configure_logging(
+    level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    """Route structlog and the stdlib (uvicorn, celery, sqlalchemy) through one renderer.
+
+    Lines go to `stream` (stdout unless a command keeps stdout for its answer). `json=None`
+    decides by where they go: a terminal gets console lines, anything else JSON.
+    """
+    stream = stream or sys.stdout
+    if json is None:
+        json = not stream.isatty()
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
@@ -67,7 +78,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -2,7 +2,7 @@
 uvicorn worker, printed as a table. One worker on one core: 1000 / req/s is the CPU cost of a
 request in milliseconds, at most; the `CPU ms` column measures it.
 
-    python -m common.devstack run --migrate -- python -m loadtests.bench     # spawns uvicorn
+    python -m devstack run --migrate -- python -m loadtests.bench     # spawns uvicorn
     python -m loadtests.bench --url http://127.0.0.1:8000 --duration 10 --concurrency 32
     python -m loadtests.bench --only list-warm,patch
 
@@ -44,6 +44,8 @@ import httpx
 import orjson
 import psutil
 from redis.asyncio import Redis
+
+from devstack.machine import free_port
 
 LIST = "/api/v1/tasks"
 CACHE_METRIC = re.compile(
@@ -248,13 +250,6 @@ async def wait_until_up(base_url: str, startup_seconds: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server at {base_url} did not come up")
             await asyncio.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _cpu_seconds(server: subprocess.Popen[bytes] | None) -> float | None:

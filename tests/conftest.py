@@ -23,27 +23,15 @@ _BASE_DB_URL = make_url(
     os.environ.get("TASKPIPE_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/taskpipe")
 )
 TEST_DATABASE = f"taskpipe_test_{uuid.uuid4().hex[:10]}"
-_REDIS_BASE = os.environ.get("TASKPIPE_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-REDIS_LOCK_KEY = "taskpipe:test-run"
 
+from devstack.machine import REDIS_CLAIM_KEY, RedisClaim, free_port  # noqa: E402
 
-def _claim_redis_db() -> int:
-    """Claim a Redis database index no other test run on this machine is using right now."""
-    import redis
+# A Redis database index no other run on this machine is using right now.
+REDIS_CLAIM = RedisClaim(
+    os.environ.get("TASKPIPE_REDIS_URL", "redis://127.0.0.1:6379/0"), owner=TEST_DATABASE
+)
 
-    for index in range(1, 16):
-        client = redis.Redis.from_url(f"{_REDIS_BASE}/{index}")
-        try:
-            if client.set(REDIS_LOCK_KEY, TEST_DATABASE, nx=True, ex=3600):
-                return index
-        finally:
-            client.close()
-    raise RuntimeError("every Redis database 1-15 is claimed by another test run")
-
-
-TEST_REDIS_DB = _claim_redis_db()
-
-from tests.support.smtp import SMTPServer, free_port  # noqa: E402
+from tests.support.smtp import SMTPServer  # noqa: E402
 
 SMTP_PORT = free_port()
 HEARTBEAT_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / f"taskpipe-test-{TEST_DATABASE}"
@@ -54,7 +42,7 @@ os.environ.update(
         "TASKPIPE_DATABASE_URL": _BASE_DB_URL.set(database=TEST_DATABASE).render_as_string(
             hide_password=False
         ),
-        "TASKPIPE_REDIS_URL": f"{_REDIS_BASE}/{TEST_REDIS_DB}",
+        "TASKPIPE_REDIS_URL": REDIS_CLAIM.url(),
         "TASKPIPE_BCRYPT_ROUNDS": "4",
         "TASKPIPE_LOG_LEVEL": "WARNING",
         "TASKPIPE_SMTP_HOST": "127.0.0.1",
@@ -111,14 +99,8 @@ async def _drop_database() -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Give the claimed Redis database back (flushing it also drops the claim)."""
-    import redis
-
-    client = redis.Redis.from_url(os.environ["TASKPIPE_REDIS_URL"])
-    try:
-        client.flushdb()
-    finally:
-        client.close()
+    """Give the claimed Redis database back."""
+    REDIS_CLAIM.release()
 
 
 def alembic_config() -> Config:
@@ -161,7 +143,7 @@ async def _clean_redis(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     redis = Redis.from_url(os.environ["TASKPIPE_REDIS_URL"])
     async with redis.pipeline(transaction=True) as pipe:
         pipe.flushdb()
-        pipe.set(REDIS_LOCK_KEY, TEST_DATABASE, ex=3600)
+        pipe.set(REDIS_CLAIM_KEY, TEST_DATABASE, ex=3600)
         await pipe.execute()
     yield
     await redis.aclose()

@@ -1,144 +1,86 @@
 """`taskpipe`: the operator's command line.
 
-taskpipe jobs run purge|reminders|relay [--now ISO] [--enqueue]
-taskpipe queues
-taskpipe users create --email E --name N [--password P] [--verified]
-taskpipe check
+    taskpipe jobs list
+    taskpipe jobs run purge|reminders|relay|warm [--now ISO] [--enqueue]
+    taskpipe queues
+    taskpipe users create --email E --name N [--password P] [--verified]
+    taskpipe check
+
+Beside a running `make run` it uses that stack's servers, embedded ones included: devstack writes
+them (and `TASKPIPE_ENV=development`) to `.taskpipe/stack.json`, or the file named by
+`TASKPIPE_STACK_FILE`; variables set in the environment still win. A server it cannot reach, or
+settings it cannot use, are reported in a sentence that says what to do, never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import json
+import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
 
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+import asyncpg
+from kombu.exceptions import OperationalError as BrokerError
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError
 
-from common.jobs import JobName, JobPublisher, Queue
-from common.maintenance.outbox import relay_outbox
-from common.models import OutboxJob, User
-from common.security.passwords import PasswordHasher, password_problems
-from worker.app import app
-from worker.runtime import WorkerRuntime, run
-from worker.tasks.cache import warm_active
-from worker.tasks.maintenance import purge
-from worker.tasks.reminders import scan
+from common.config import get_settings
+from common.logging import configure_logging
 
-JOBS: dict[str, tuple[str, Callable[[WorkerRuntime, datetime], Any]]] = {
-    "purge": (JobName.PURGE_DELETED, lambda rt, now: purge(rt, now)),
-    "reminders": (JobName.SCAN_DUE_REMINDERS, lambda rt, now: scan(rt, now)),
-    "relay": (
-        JobName.RELAY_OUTBOX,
-        lambda rt, now: relay_outbox(rt.session_factory, JobPublisher(app)),
-    ),
-    "warm": (JobName.WARM_ACTIVE_USERS, lambda rt, now: warm_active(rt, now)),
-}
+STACK_FILE = Path(__file__).resolve().parents[1] / ".taskpipe" / "stack.json"
+STACK_FILE_VARIABLE = "TASKPIPE_STACK_FILE"
+JOB_NAMES = ("purge", "reminders", "relay", "warm")
+EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
-def _print(data: object) -> None:
-    print(json.dumps(data, indent=2, default=str))
+class UsageError(Exception):
+    """The command cannot do what was asked as it was asked (exit 2)."""
 
 
-def run_job(name: str, now: datetime, *, enqueue: bool) -> int:
-    task_name, job = JOBS[name]
-    if enqueue:
-        kwargs = {} if name == "relay" else {"now": now.isoformat()}
-        result = app.send_task(task_name, kwargs=kwargs)
-        _print({"job": name, "enqueued": result.id})
-        return 0
+@dataclass(frozen=True)
+class DevStack:
+    """The servers of a running `make run`, from the state file its devstack keeps."""
 
-    async def execute(runtime: WorkerRuntime) -> Any:
-        return await job(runtime, now)
-
-    outcome = run(execute)
-    _print({"job": name, "result": getattr(outcome, "deleted", outcome)})
-    return 0
+    path: Path
+    environment: dict[str, str]
+    connect: dict[str, str] = field(default_factory=dict)
 
 
-def queue_depths() -> int:
-    async def collect(runtime: WorkerRuntime) -> dict[str, Any]:
-        from redis.asyncio import Redis
-
-        broker = Redis.from_url(runtime.settings.celery_broker_url)
-        try:
-            depths = {queue: int(await broker.llen(queue)) for queue in Queue.ALL}
-            unacked = int(await broker.hlen("unacked"))
-        finally:
-            await broker.aclose()
-        async with runtime.session_factory() as session:
-            outbox = (await session.execute(select(func.count(OutboxJob.id)))).scalar_one()
-        return {"queues": depths, "unacknowledged": unacked, "outbox_pending": outbox}
-
-    _print(run(collect))
-    return 0
-
-
-def create_user(email: str, name: str, password: str | None, *, verified: bool) -> int:
-    password = password or getpass.getpass("Password: ")
-    problem = password_problems(password)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-
-    async def insert(runtime: WorkerRuntime) -> User:
-        hasher = PasswordHasher(runtime.settings.bcrypt_rounds, 1)
-        try:
-            password_hash = await hasher.hash(password)
-        finally:
-            hasher.shutdown()
-        user = User(
-            email=email.lower(),
-            password_hash=password_hash,
-            full_name=name,
-            email_verified_at=datetime.now(UTC) if verified else None,
-        )
-        async with runtime.session_factory() as session:
-            session.add(user)
-            await session.commit()
-        return user
-
+def running_dev_stack() -> DevStack | None:
+    path = Path(os.environ.get(STACK_FILE_VARIABLE) or STACK_FILE)
     try:
-        user = run(insert)
-    except IntegrityError:
-        print(f"error: an account with {email} already exists", file=sys.stderr)
-        return 1
-    _print({"id": user.id, "email": user.email, "verified": verified})
-    return 0
+        state = json.loads(path.read_text())
+        pid = int(state["pid"])
+        environment = {
+            str(name): str(value)
+            for name, value in dict(state["environment"]).items()
+            if str(name).startswith("TASKPIPE_")
+        }
+        connect = {str(name): str(value) for name, value in dict(state["connect"]).items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return DevStack(path, environment, connect) if _alive(pid) else None
 
 
-def check() -> int:
-    async def probe(runtime: WorkerRuntime) -> dict[str, str]:
-        results: dict[str, str] = {}
-        try:
-            async with runtime.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-            results["database"] = "ok"
-        except Exception as exc:  # report every failure by name
-            results["database"] = f"unavailable: {exc!r}"
-        try:
-            await runtime.redis.ping()
-            results["redis"] = "ok"
-        except Exception as exc:
-            results["redis"] = f"unavailable: {exc!r}"
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(runtime.settings.smtp_host, runtime.settings.smtp_port), 3
-            )
-            writer.close()
-            results["smtp"] = "ok"
-        except Exception as exc:
-            results["smtp"] = f"unavailable: {exc!r}"
-        return results
-
-    results = run(probe)
-    _print(results)
-    return 0 if all(value == "ok" for value in results.values()) else 1
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,13 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     run_parser = jobs.add_parser("run", help="run one job in this process (or enqueue it)")
-    run_parser.add_argument("job", choices=sorted(JOBS))
+    run_parser.add_argument("job", choices=JOB_NAMES)
     run_parser.add_argument("--now", type=datetime.fromisoformat, help="ISO instant to run as")
     run_parser.add_argument("--enqueue", action="store_true", help="send to the workers instead")
     jobs.add_parser("list", help="list the jobs")
 
     commands.add_parser("queues", help="queue depths, unacknowledged jobs, outbox backlog")
-    commands.add_parser("check", help="can this process reach PostgreSQL, Redis and SMTP?")
+    commands.add_parser(
+        "check", help="can this process reach PostgreSQL, Redis and SMTP? (and how to connect)"
+    )
 
     users = commands.add_parser("users", help="manage accounts").add_subparsers(
         dest="action", required=True
@@ -163,26 +107,115 @@ def build_parser() -> argparse.ArgumentParser:
     create = users.add_parser("create", help="create an account")
     create.add_argument("--email", required=True)
     create.add_argument("--name", required=True)
-    create.add_argument("--password", help="prompted for when omitted")
+    create.add_argument("--password", help="asked for twice on the terminal when omitted")
     create.add_argument("--verified", action="store_true", help="mark the email verified")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def ask_password() -> str:
+    """The password, typed twice on the terminal (never echoed)."""
+    try:
+        with open("/dev/tty", "rb"):
+            pass
+    except OSError:
+        raise UsageError(
+            "no terminal to ask for the password on: pass --password, or run the command "
+            "in a terminal"
+        ) from None
+    try:
+        first = getpass.getpass("Password: ")
+        second = getpass.getpass("Password again: ")
+    except EOFError:
+        raise UsageError("no password given") from None
+    if first != second:
+        raise UsageError("the two passwords differ")
+    return first
+
+
+def execute(args: argparse.Namespace, stack: DevStack | None) -> int:
+    from worker import cli_commands as commands  # reads the settings: only now
+
+    settings = get_settings()
+    # stdout carries the answer (JSON); what the jobs log goes to stderr
+    configure_logging(settings.log_level, json=settings.log_json, stream=sys.stderr)
+
     if args.command == "jobs" and args.action == "list":
-        _print({name: task for name, (task, _) in JOBS.items()})
-        return 0
-    if args.command == "jobs":
+        commands.print_json(commands.list_jobs())
+    elif args.command == "jobs":
         now = args.now or datetime.now(UTC)
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
-        return run_job(args.job, now, enqueue=args.enqueue)
-    if args.command == "queues":
-        return queue_depths()
-    if args.command == "check":
-        return check()
-    return create_user(args.email, args.name, args.password, verified=args.verified)
+        commands.print_json(commands.run_job(args.job, now, enqueue=args.enqueue))
+    elif args.command == "queues":
+        commands.print_json(commands.queue_depths())
+    elif args.command == "check":
+        results = commands.check()
+        connect = stack.connect if stack else commands.connect_commands(settings)
+        commands.print_json({**results, "connect": connect})
+        return 0 if all(value == "ok" for value in results.values()) else EXIT_FAILED
+    else:
+        password = args.password if args.password is not None else ask_password()
+        try:
+            created = commands.create_user(args.email, args.name, password, verified=args.verified)
+        except commands.WeakPassword as exc:
+            raise UsageError(str(exc)) from None
+        except commands.DuplicateAccount as exc:
+            _error(str(exc))
+            return EXIT_FAILED
+        commands.print_json(created)
+    return 0
+
+
+def _error(message: str) -> None:
+    print(f"taskpipe: error: {message}", file=sys.stderr)
+
+
+def _unreachable(service: str, url: str, exc: BaseException, stack: DevStack | None) -> None:
+    from worker.cli_commands import reason
+
+    variable = "TASKPIPE_DATABASE_URL" if service == "PostgreSQL" else "TASKPIPE_REDIS_URL"
+    _error(f"cannot reach {service} at {url}: {reason(exc)}")
+    if stack is not None:
+        hint = f"these are the servers of the running `make run` ({stack.path}); is it healthy?"
+    else:
+        hint = (
+            "start the platform with `make run` in the repository (this command then finds "
+            f"its servers), or set {variable} to a running {service}"
+        )
+    print(f"taskpipe: {hint}", file=sys.stderr)
+
+
+DATABASE_ERRORS = (OSError, asyncpg.PostgresError, DBAPIError, InterfaceError)
+"""What reaching PostgreSQL raises (asyncpg's connect errors come through unwrapped)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stack = running_dev_stack()
+    if stack is not None:
+        for name, value in stack.environment.items():
+            os.environ.setdefault(name, value)
+    try:
+        return execute(args, stack)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except ValidationError as exc:
+        problems = "; ".join(error["msg"] for error in exc.errors())
+        _error(f"the settings cannot be used: {problems}")
+        print(
+            "taskpipe: for local use start `make run` first (or set TASKPIPE_ENV=development)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except (RedisError, BrokerError) as exc:
+        broker = re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", get_settings().celery_broker_url)
+        _unreachable("Redis", broker, exc, stack)
+        return EXIT_FAILED
+    except DATABASE_ERRORS as exc:
+        url = make_url(get_settings().database_url).render_as_string(hide_password=True)
+        _unreachable("PostgreSQL", url, exc, stack)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

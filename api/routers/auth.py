@@ -26,6 +26,7 @@ from api.schemas.auth import (
 from api.schemas.users import UserOut
 from common.auth.service import AuthService, TokenPair
 from common.db.uow import UnitOfWork
+from common.errors import InvalidInput
 from common.logging import get_logger
 
 log = get_logger(__name__)
@@ -118,7 +119,11 @@ async def verify_email_link(
     auth: AuthServiceDep,
     ip: ClientIP,
 ) -> UserOut:
-    return UserOut.model_validate(await auth.verify_email(token, client_ip=ip))
+    try:
+        user = await auth.verify_email(token, client_ip=ip)
+    except InvalidInput as exc:  # the token came in the query string, not in a body
+        raise InvalidInput(exc.detail, field="token", location="query") from None
+    return UserOut.model_validate(user)
 
 
 @router.post(

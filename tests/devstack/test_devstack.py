@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -23,30 +22,24 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from common.config import get_settings
-from common.devstack.embedded import EmbeddedPostgres, EmbeddedRedis
-from common.devstack.postgres import (
+from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
+from devstack.machine import free_port, pid_alive, read_pid
+from devstack.postgres import (
     database_exists,
     ensure_database,
     postgres_endpoint,
     quote_identifier,
 )
-from common.devstack.redis import redis_endpoint
-from common.devstack.support import (
-    POSTGRES_HANDSHAKE,
-    REDIS_HANDSHAKE,
-    REPO_ROOT,
-    Endpoint,
-    pid_alive,
-    read_pid,
-)
+from devstack.redis import redis_endpoint
+from devstack.support import POSTGRES_HANDSHAKE, REDIS_HANDSHAKE, REPO_ROOT, Endpoint
 
-DEVSTACK = [sys.executable, "-m", "common.devstack"]
+DEVSTACK = [sys.executable, "-m", "devstack"]
 
 # Runs under devstack: the real app with its real lifespan, asked through ASGI whether it is ready,
 # plus a look at a migrated table. Results go to a file because the app logs to stdout.
 READY_CHILD = textwrap.dedent(
     """
-    import asyncio, json, os, sys
+    import asyncio, json, os, subprocess, sys
 
     import asyncpg
     import httpx
@@ -68,7 +61,14 @@ READY_CHILD = textwrap.dedent(
             users = await connection.fetchval("SELECT count(*) FROM users")
         finally:
             await connection.close()
+        check = subprocess.run(
+            [sys.executable, "-m", "devstack", "check", "--embedded", "always",
+             "--data-dir", sys.argv[2], "--database", url.database],
+            capture_output=True, text=True, timeout=60,
+        )
         result = {
+            "check": check.stdout,
+            "env": os.environ.get("TASKPIPE_ENV"),
             "status": response.status_code,
             "body": response.json(),
             "users": users,
@@ -144,7 +144,7 @@ def test_embedded_fallback_serves_the_migrated_app_and_stops_afterwards(
         [
             *DEVSTACK, "run", "--embedded", "always", "--data-dir", str(data_dir),
             "--database", "devstack_check", "--migrate",
-            "--", sys.executable, str(child), str(result_file),
+            "--", sys.executable, str(child), str(result_file), str(data_dir),
         ],
         cwd=REPO_ROOT,
         env=clean_env(TASKPIPE_ENV="test"),
@@ -160,6 +160,7 @@ def test_embedded_fallback_serves_the_migrated_app_and_stops_afterwards(
     assert result["status"] == 200
     assert result["body"]["status"] == "ready"
     assert result["users"] == 0
+    assert result["env"] == "test"  # set by the caller: devstack keeps it
     database_url = make_url(result["database_url"])
     redis_url = urlsplit(result["redis_url"])
     assert database_url.database == "devstack_check"
@@ -169,6 +170,15 @@ def test_embedded_fallback_serves_the_migrated_app_and_stops_afterwards(
     assert redis_port is not None
     assert postgres_port != 5432  # the machine's own servers keep their ports
     assert redis_port != 6379
+    # While they run, check reports the embedded servers it would join, and starts nothing.
+    postgres_line, database_line, redis_line = result["check"].splitlines()
+    assert postgres_line.split()[:3] == [
+        "PostgreSQL",
+        "embedded",
+        f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_port}/devstack_check",
+    ]
+    assert "database devstack_check: exists" in database_line
+    assert redis_line.split()[:3] == ["Redis", "embedded", result["redis_url"]]
 
     assert not accepts_connections("127.0.0.1", postgres_port), done.stderr
     assert not accepts_connections("127.0.0.1", redis_port), done.stderr
@@ -179,51 +189,82 @@ def test_embedded_fallback_serves_the_migrated_app_and_stops_afterwards(
     assert "stopped embedded Redis" in done.stderr
 
 
-def free_local_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def test_auto_starts_local_servers_it_can_and_embeds_the_rest(data_dir: Path) -> None:
+def test_check_starts_nothing_and_says_what_run_would_do(data_dir: Path) -> None:
     # Nothing listens on these ports and no cluster in /etc/postgresql is configured for the
-    # PostgreSQL one, so PostgreSQL must be embedded; Redis is started from PATH when the
-    # machine has redis-server there (and then left running, like a system service).
-    postgres_port, redis_port = free_local_port(), free_local_port()
-    redis_on_path = shutil.which("redis-server") is not None
-    try:
-        done = subprocess.run(
-            [*DEVSTACK, "check", "--data-dir", str(data_dir)],
-            cwd=REPO_ROOT,
-            env=clean_env(
-                TASKPIPE_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_port}/x",
-                TASKPIPE_REDIS_URL=f"redis://127.0.0.1:{redis_port}/3",
-            ),
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-    finally:
-        if redis_on_path:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", redis_port), timeout=2) as redis,
-            ):
-                redis.sendall(b"SHUTDOWN NOSAVE\r\n")
-                redis.recv(64)
+    # PostgreSQL one, so run would embed PostgreSQL, and start Redis from PATH if the machine
+    # has redis-server there. check must only say so.
+    postgres_port, redis_port = free_port(), free_port()
+    done = subprocess.run(
+        [*DEVSTACK, "check", "--data-dir", str(data_dir)],
+        cwd=REPO_ROOT,
+        env=clean_env(
+            TASKPIPE_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_port}/x",
+            TASKPIPE_REDIS_URL=f"redis://127.0.0.1:{redis_port}/3",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
     assert done.returncode == 0, done.stderr
     postgres_line, database_line, redis_line = done.stdout.splitlines()
-    assert postgres_line.split()[:2] == ["PostgreSQL", "embedded"]
-    assert f"no PostgreSQL reachable at 127.0.0.1:{postgres_port}" in done.stderr
-    assert "database x: missing" in database_line
-    if redis_on_path:
-        assert redis_line.split()[:3] == ["Redis", "started", f"redis://127.0.0.1:{redis_port}/3"]
+    assert postgres_line.split()[:3] == ["PostgreSQL", "to", "embed"]
+    assert "database x: created by run" in database_line
+    if shutil.which("redis-server") is not None:
+        assert redis_line.split()[:4] == [
+            "Redis",
+            "to",
+            "start",
+            f"redis://127.0.0.1:{redis_port}/3",
+        ]
     else:
-        assert redis_line.split()[:2] == ["Redis", "embedded"]
-        assert redis_line.split()[2].endswith("/3")
-    assert "stopped embedded PostgreSQL" in done.stderr
+        assert redis_line.split()[:3] == ["Redis", "to", "embed"]
+    assert not accepts_connections("127.0.0.1", postgres_port)
+    assert not accepts_connections("127.0.0.1", redis_port)
+    assert list(data_dir.iterdir()) == []
+    assert "started" not in done.stderr
+    assert "stopped" not in done.stderr
+
+
+def test_run_makes_its_command_a_development_process_unless_told_otherwise() -> None:
+    show = [sys.executable, "-c", "import os; print(os.environ['TASKPIPE_ENV'])"]
+    for given, expected in ((None, "development"), ("test", "test")):
+        env = clean_env()
+        env.pop("TASKPIPE_ENV", None)
+        if given:
+            env["TASKPIPE_ENV"] = given
+        done = subprocess.run(
+            [*DEVSTACK, "run", "--embedded", "never", "--database", "postgres", "--", *show],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected
+
+
+def test_up_names_the_process_holding_a_port_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        procfile = tmp_path / "Procfile"
+        procfile.write_text(f"api: {sys.executable} -m api.server --port {port}\n")
+        done = subprocess.run(
+            [*DEVSTACK, "up", "--procfile", str(procfile), "--data-dir", str(tmp_path / "data")],
+            cwd=REPO_ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert done.returncode == 1
+    assert "devstack: cannot start, these ports are taken:" in done.stderr
+    assert f"  {port} (api): pid {os.getpid()} (" in done.stderr
+    assert "another `make run`" in done.stderr
+    assert not (tmp_path / "data").exists()
+    assert "using PostgreSQL" not in done.stderr  # refused before looking for services
 
 
 def test_check_finds_the_services_the_settings_point_at() -> None:

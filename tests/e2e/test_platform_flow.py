@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.smtp import MailCatcher, free_port, text_part
+from devstack.machine import free_port
+from tests.support.smtp import MailCatcher, text_part
 from tests.support.worker import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.worker

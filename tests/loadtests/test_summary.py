@@ -10,9 +10,11 @@ import pytest
 
 from loadtests import env
 from loadtests.env import parse_duration
+from loadtests.options import parse_args
 from loadtests.plans import plan_for, soak_plan, spike_plan
 from loadtests.plot import ladder_rows, largest_passing, write_ladder
-from loadtests.run import cache_ratios, parse_args, stage_ends, unknown_routes
+from loadtests.services import cache_ratios
+from loadtests.step import stage_ends, unknown_routes
 from loadtests.summary import (
     Sample,
     Window,
@@ -256,7 +258,7 @@ def test_cpu_sampler_measures_a_busy_process_tree(tmp_path: Path) -> None:
     import sys
     import time
 
-    from loadtests.run import CpuSampler
+    from loadtests.measuring import CpuSampler
 
     spin = "import time\nt = time.time() + 3\nwhile time.time() < t: pass"
     busy = subprocess.Popen([sys.executable, "-c", spin])

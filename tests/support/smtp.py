@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 import threading
 import time
 from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class MailCatcher:

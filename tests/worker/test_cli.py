@@ -79,4 +79,8 @@ def test_check_reports_each_dependency(
     capsys: pytest.CaptureFixture[str], smtp_server: SMTPServer
 ) -> None:
     assert main(["check"]) == 0
-    assert _json(capsys) == {"database": "ok", "redis": "ok", "smtp": "ok"}
+    report = _json(capsys)
+    connect = report.pop("connect")
+    assert report == {"database": "ok", "redis": "ok", "smtp": "ok"}
+    assert connect["psql"].startswith("psql postgresql://")
+    assert connect["redis-cli"].startswith("redis-cli -u redis://")

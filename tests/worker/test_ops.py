@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from common.config import get_settings
-from tests.support.smtp import free_port
+from devstack.machine import free_port
 from tests.support.worker import ROOT, WorkerProcess
 from worker.healthcheck import is_alive, main
 from worker.heartbeat import heartbeat_path

