@@ -7,7 +7,8 @@ UV_VERSION := 0.13.9
 TOOLS := .taskpipe/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 PY := .venv/bin/python
-DEVSTACK := $(PY) -m common.devstack run
+# Local runs are development unless told otherwise (the settings default to production).
+DEVSTACK := TASKPIPE_ENV=$${TASKPIPE_ENV:-development} $(PY) -m common.devstack run
 PYTEST_ARGS ?=
 USERS ?= 1000
 SPAWN_RATE ?= 10
