@@ -83,10 +83,10 @@ class Settings(BaseSettings):
     session_max_days: PositiveInt = 90
     """A session (one login) ends this long after it began, however often it is refreshed."""
 
-    login_max_failures: PositiveInt = 5
+    login_max_failures: int = Field(default=5, gt=0, le=1000)
     """Failures from one client network (IPv4 /24, IPv6 /64) that lock the account for that
     network only, so a stranger elsewhere cannot lock its owner out."""
-    login_max_account_failures: PositiveInt = 20
+    login_max_account_failures: int = Field(default=20, gt=0, le=10_000)
     """Failures from all networks together that lock the account everywhere (distributed
     guessing); a password reset lifts it."""
     login_failure_window_seconds: PositiveInt = 15 * 60
@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     digests_per_user_per_hour: PositiveInt = 4
     mails_per_address_per_day: PositiveInt = 50
     """Every kind of mail to one address per UTC day (verification, reset, reminders)."""
+    link_mails_per_address_per_day: PositiveInt = 10
+    """Of those, verification and reset links: anyone who knows an address can ask for them,
+    so they cannot spend the allowance its owner's reminders need."""
 
     cache_ttl_seconds: PositiveInt = 300
     cache_max_entry_bytes: PositiveInt = 256 * 1024

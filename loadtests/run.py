@@ -94,7 +94,12 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 REDIS_CLAIM_KEY = "taskpipe:test-run"  # the key tests/conftest.py claims Redis databases with
 UNDER_DEVSTACK = "TASKPIPE_LOADTEST_UNDER_DEVSTACK"
-SECRET_SETTINGS = ("TASKPIPE_JWT_SECRET", "TASKPIPE_FLOWER_PASSWORD", "TASKPIPE_SMTP_PASSWORD")
+SECRET_SETTINGS = (
+    "TASKPIPE_JWT_SECRET",
+    "TASKPIPE_FLOWER_PASSWORD",
+    "TASKPIPE_SMTP_PASSWORD",
+    "TASKPIPE_METRICS_TOKEN",
+)
 
 
 class RunError(Exception):
@@ -443,7 +448,11 @@ class Platform:
     def metrics(self, path: Path) -> dict[str, Any]:
         """Keep /metrics (all workers: PROMETHEUS_MULTIPROC_DIR) and read the cache hit ratios."""
         try:
-            with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=10) as response:
+            request = urllib.request.Request(
+                f"{self.base_url}/metrics",
+                headers={"Authorization": f"Bearer {self.environ['TASKPIPE_METRICS_TOKEN']}"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
                 text = response.read().decode()
         except (OSError, urllib.error.URLError) as exc:
             return {"error": repr(exc)}
@@ -635,6 +644,9 @@ def platform_environment(
             "TASKPIPE_ENV": "production",
             "TASKPIPE_JWT_SECRET": secrets.token_urlsafe(48),
             "TASKPIPE_FLOWER_PASSWORD": secrets.token_urlsafe(24),
+            # Production hides both unless asked: the runner reads the API's map and metrics.
+            "TASKPIPE_PUBLIC_DOCS": "true",
+            "TASKPIPE_METRICS_TOKEN": secrets.token_urlsafe(32),
             "TASKPIPE_BCRYPT_ROUNDS": str(options.bcrypt_rounds),
             "TASKPIPE_DATABASE_URL": database_url,
             "TASKPIPE_REDIS_URL": redis_claim.url(0),

@@ -146,7 +146,8 @@ class LoginLockout:
             log.warning("lockout_forgive_failed", error=str(exc))
 
     async def withdraw(self, attempt: LoginAttempt) -> None:
-        """The password could not be checked (the server was too busy): not a failure."""
+        """The password could not be checked (too busy, or the database failed): not a
+        failure, or an outage would lock out everyone who tried during it."""
         try:
             await self._redis.zrem(_failures_key(attempt.email), attempt.entry)
         except REDIS_ERRORS as exc:

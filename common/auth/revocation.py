@@ -49,8 +49,9 @@ local new_tat = tat + interval
 if new_tat - now > window then
   return {0, 0, math.ceil(new_tat - window - now)}
 end
-redis.call('SET', KEYS[2], math.ceil(new_tat), 'PX', math.ceil(new_tat - now))
-return {1, math.floor((window - (new_tat - now)) / interval), math.ceil(new_tat - now)}
+local busy = math.max(1, math.ceil(new_tat - now))  -- sub-ms intervals vanish at epoch scale
+redis.call('SET', KEYS[2], math.ceil(new_tat), 'PX', busy)
+return {1, math.floor((window - (new_tat - now)) / interval), busy}
 """
 
 

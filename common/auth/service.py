@@ -25,8 +25,8 @@ from common.jobs import JobName, Queue
 from common.logging import get_logger
 from common.models import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily, User
 from common.ratelimit import RateLimiter
-from common.security.mail_quota import reserve_mails
-from common.security.passwords import HashingBusy, PasswordHasher
+from common.security.mail_quota import MailKind, reserve_mails
+from common.security.passwords import PasswordHasher
 from common.security.tokens import (
     TokenClaims,
     action_token_for,
@@ -107,12 +107,12 @@ class AuthService:
             fail_open=False,
         )
         attempt = await self._lockout.begin_attempt(email, client_ip)
-        user = await self._users.get_by_email(email)
-        # Release the connection before the slow hash: a login burst must not drain the pool.
-        await self._uow.session.commit()
         try:
+            user = await self._users.get_by_email(email)
+            # Release the connection before the slow hash: a login burst must not drain the pool.
+            await self._uow.session.commit()
             verified = await self._hasher.verify(password, user.password_hash if user else None)
-        except HashingBusy:
+        except Exception:  # too busy to hash, or the database failed: no password was checked
             await self._lockout.withdraw(attempt)
             raise
         if not verified:
@@ -270,9 +270,11 @@ class AuthService:
 
     async def _create_action_token(self, user: User, purpose: ActionTokenPurpose) -> None:
         """A new single-use token and the job that mails its link, if the address has mail
-        allowance left today (`mails_per_address_per_day`); else the last link stays valid."""
+        allowance left today; else the last link mailed stays valid."""
         now = datetime.now(UTC)
-        if not await reserve_mails(self._uow.session, self._settings, [user.email], now=now):
+        if not await reserve_mails(
+            self._uow.session, self._settings, [user.email], now=now, kind=MailKind.LINK
+        ):
             log.warning("action_mail_skipped", user_id=str(user.id), purpose=purpose.value)
             return
         await self._tokens.retire_action_tokens(user.id, purpose, now)

@@ -9,7 +9,8 @@ from common.db.base import Base
 
 
 class MailQuota(Base):
-    """How many mails one address was sent today (UTC) and how many digests this hour.
+    """How many mails one address was sent today (UTC), how many of them were links
+    (verification, reset), and how many digests this hour.
 
     One row per address that ever got mail, never deleted (a deleted and re-registered account
     does not get a fresh allowance). Counted when a mail is enqueued, in the same transaction as
@@ -21,5 +22,6 @@ class MailQuota(Base):
     address: Mapped[str] = mapped_column(String(320), primary_key=True)
     day: Mapped[date]
     mails_today: Mapped[int]
+    links_today: Mapped[int]
     hour: Mapped[datetime]
     digests_this_hour: Mapped[int]

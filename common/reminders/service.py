@@ -27,7 +27,7 @@ from common.config import Settings, get_settings
 from common.db.uow import UnitOfWork
 from common.jobs import JobName, Queue
 from common.models import Task, TaskStatus, User
-from common.security.mail_quota import digest_allowance_left, reserve_mails
+from common.security.mail_quota import MailKind, digest_allowance_left, reserve_mails
 
 # After downtime the scan catches up on reminders that came due while it was away, but a task
 # whose due date passed more than this long ago gets no reminder: it would only be noise.
@@ -73,7 +73,9 @@ async def claim_due_reminders(
     for task_id, user_id, email in due:
         by_user[user_id].append(task_id)
         addresses[user_id] = email
-    granted = await reserve_mails(uow.session, settings, addresses.values(), now=now, digest=True)
+    granted = await reserve_mails(
+        uow.session, settings, addresses.values(), now=now, kind=MailKind.DIGEST
+    )
     batches = [
         ReminderBatch(batch_id=uuid.uuid4(), user_id=user_id, task_ids=sorted(task_ids))
         for user_id, task_ids in by_user.items()

@@ -1,4 +1,5 @@
-"""Caps on mail: every kind to one address per UTC day, and reminder digests per hour.
+"""Caps on mail per address: every kind per UTC day, links (verification, reset) per day, and
+reminder digests per hour.
 
 A reservation is one guarded upsert on `mail_quotas` in the transaction that enqueues the mail
 (its outbox row), so the count and the job commit or roll back together; two requests or
@@ -9,6 +10,7 @@ second store to lose), and when PostgreSQL is down no mail can be enqueued anywa
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -38,30 +40,39 @@ class QuotaWindows:
         return cls(day=utc.date(), hour=utc.replace(minute=0, second=0, microsecond=0))
 
 
+class MailKind(enum.Enum):
+    LINK = "link"
+    """A verification or password-reset link: the only mail an unverified address gets, and
+    one anyone who knows the address can ask for, so it has a smaller allowance of its own
+    (spending it cannot spend the owner's reminders)."""
+    DIGEST = "digest"
+    """A reminder digest: also limited per hour."""
+
+
 async def reserve_mails(
     session: AsyncSession,
     settings: Settings,
     addresses: Iterable[str],
     *,
     now: datetime,
-    digest: bool = False,
+    kind: MailKind,
 ) -> set[str]:
-    """Take one mail (with `digest`, also one digest) from each address's allowance; return
-    the addresses that had room. Rows are locked in address order, so concurrent
-    reservations of overlapping addresses cannot deadlock."""
+    """Take one mail of `kind` from each address's allowances; return the addresses that had
+    room in all of them. Rows are locked in address order, so concurrent reservations of
+    overlapping addresses cannot deadlock."""
     wanted = sorted(set(addresses))
     if not wanted:
         return set()
     windows = QuotaWindows.at(now)
-    digests = 1 if digest else 0
     row = insert(MailQuota).values(
         [
             {
                 "address": address,
                 "day": windows.day,
                 "mails_today": 1,
+                "links_today": int(kind is MailKind.LINK),
                 "hour": windows.hour,
-                "digests_this_hour": digests,
+                "digests_this_hour": int(kind is MailKind.DIGEST),
             }
             for address in wanted
         ]
@@ -72,6 +83,9 @@ async def reserve_mails(
         index_elements=[current.address],
         set_={
             "mails_today": case((same_day, current.mails_today + 1), else_=1),
+            "links_today": case(
+                (same_day, current.links_today + new.links_today), else_=new.links_today
+            ),
             "day": new.day,
             "digests_this_hour": case(
                 (same_hour, current.digests_this_hour + new.digests_this_hour),
@@ -82,6 +96,11 @@ async def reserve_mails(
         where=and_(
             or_(~same_day, current.mails_today < settings.mails_per_address_per_day),
             or_(
+                new.links_today == 0,
+                ~same_day,
+                current.links_today < settings.link_mails_per_address_per_day,
+            ),
+            or_(
                 new.digests_this_hour == 0,
                 ~same_hour,
                 current.digests_this_hour < settings.digests_per_user_per_hour,
@@ -91,7 +110,7 @@ async def reserve_mails(
     granted = set((await session.execute(statement)).scalars())
     refused = [address for address in wanted if address not in granted]
     if refused:
-        log.warning("mail_quota_exhausted", addresses=len(refused), digest=digest)
+        log.warning("mail_quota_exhausted", addresses=len(refused), kind=kind.value)
     return granted
 
 

@@ -6,8 +6,8 @@ reads only the caller's matches instead of every tenant's and then throwing away
 caller's. Built CONCURRENTLY, outside the migration's transaction, so writes to `tasks` go on
 while it builds; the old index is dropped only once the new one exists.
 
-`mail_quotas`: per address, the mails sent today and the reminder digests sent this hour
-(`common.security.mail_quota`).
+`mail_quotas`: per address, the mails sent today (of them, links) and the reminder digests
+sent this hour (`common.security.mail_quota`).
 
 Revision ID: 0003
 Revises: 0002
@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("mails_today", sa.Integer(), nullable=False),
+        sa.Column("links_today", sa.Integer(), nullable=False),
         sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
         sa.Column("digests_this_hour", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("address", name=op.f("pk_mail_quotas")),

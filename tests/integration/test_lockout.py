@@ -6,6 +6,7 @@ named client addresses, as the server would see them behind a trusted proxy.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 
 from api.resources import Resources
 from common.config import Settings
+from common.db.session import create_engine, create_session_factory
 from tests.support.factories import PASSWORD, Account, register
 from tests.support.mail_jobs import PASSWORD_RESET, mailed_tokens
 from tests.support.outage import without_security_redis
@@ -133,3 +135,24 @@ async def test_login_fails_closed_without_the_security_store(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.json()["type"] == "urn:taskpipe:problem:service-unavailable"
+
+
+async def test_logins_that_meet_a_database_outage_are_not_failures(
+    app: FastAPI, client: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    account = await register(client)
+    dead = create_engine(
+        test_resources.settings.model_copy(
+            update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}
+        )
+    )
+    app.state.resources = dataclasses.replace(
+        test_resources, session_factory=create_session_factory(dead)
+    )
+    try:
+        for _ in range(6):
+            assert await _login(client, account, PASSWORD) == 503
+    finally:
+        app.state.resources = test_resources
+        await dead.dispose()
+    assert await _login(client, account, PASSWORD) == 200

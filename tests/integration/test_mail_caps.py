@@ -21,12 +21,13 @@ from common.db.uow import UnitOfWork
 from common.models import MailQuota, Task, User
 from common.reminders import service as reminders
 from common.reminders.service import claim_due_reminders, tasks_still_worth_reminding
-from common.security.mail_quota import reserve_mails
+from common.security.mail_quota import MailKind, reserve_mails
 from tests.support.factories import register
 from tests.support.mail_jobs import PASSWORD_RESET, VERIFICATION, mailed_tokens
 from tests.support.rows import make_task, make_user
 
 NOW = datetime(2030, 3, 4, 9, 5, tzinfo=UTC)
+LINK, DIGEST = MailKind.LINK, MailKind.DIGEST
 
 
 def _uow(session: AsyncSession, resources: Resources) -> UnitOfWork:
@@ -105,30 +106,34 @@ async def test_a_capped_user_does_not_take_the_batch_from_everyone_else(
     assert claimed == {str(other.id): [str(waiting.id)]}
 
 
-async def test_the_daily_cap_counts_every_kind_of_mail_to_an_address(
+async def test_links_have_an_allowance_of_their_own_within_the_daily_one(
     client: httpx.AsyncClient,
     session: AsyncSession,
     resources: Resources,
     broker: Redis,
     configure,  # type: ignore[no-untyped-def]
 ) -> None:
-    settings = configure(mails_per_address_per_day=3, email_rate_limit=100)
-    account = await register(client)  # mail 1: the verification link
-    for _ in range(3):  # mails 2 and 3, then nothing
+    """Anyone who knows an address can ask for reset links to it: they spend the links'
+    allowance, never the one its owner's reminders need."""
+    settings = configure(
+        link_mails_per_address_per_day=2, mails_per_address_per_day=3, email_rate_limit=100
+    )
+    account = await register(client)  # link 1: the verification mail
+    for _ in range(3):  # link 2, then nothing
         response = await client.post("/api/v1/auth/forgot-password", json={"email": account.email})
         assert response.status_code == 202  # the answer never tells
-    assert len(await mailed_tokens(broker, settings, VERIFICATION)) == 1
-    assert len(await mailed_tokens(broker, settings, PASSWORD_RESET)) == 2
     await client.post("/api/v1/auth/resend-verification", json={"email": account.email})
     assert len(await mailed_tokens(broker, settings, VERIFICATION)) == 1
+    assert len(await mailed_tokens(broker, settings, PASSWORD_RESET)) == 1
 
-    # Once the owner verifies the address, reminders draw on the same allowance.
+    # Once the owner verifies the address, reminders still have the day's third mail.
     user = (await session.execute(select(User).where(User.email == account.email))).scalar_one()
     user.email_verified_at = now = datetime.now(UTC)
     await make_task(session, user, due_date=now)
-    assert await _claim(session, resources, settings, now) == {}
-    tomorrow = now + timedelta(days=1)
-    assert list(await _claim(session, resources, settings, tomorrow - timedelta(hours=1)))
+    assert list(await _claim(session, resources, settings, now)) == [str(user.id)]
+    await make_task(session, user, due_date=now + timedelta(minutes=2))
+    # A fourth mail today would be over the daily cap.
+    assert await _claim(session, resources, settings, now + timedelta(seconds=1)) == {}
 
 
 async def test_racing_reservations_cannot_both_take_the_last_mail(
@@ -137,9 +142,11 @@ async def test_racing_reservations_cannot_both_take_the_last_mail(
     settings = settings.model_copy(update={"mails_per_address_per_day": 1})
     address = "contested@example.com"
     async with resources.session_factory() as first, resources.session_factory() as second:
-        assert await reserve_mails(first, settings, [address], now=NOW) == {address}
+        assert await reserve_mails(first, settings, [address], now=NOW, kind=DIGEST) == {address}
         # The second reservation waits on the first's row lock, then sees its count.
-        racing = asyncio.create_task(reserve_mails(second, settings, [address], now=NOW))
+        racing = asyncio.create_task(
+            reserve_mails(second, settings, [address], now=NOW, kind=DIGEST)
+        )
         await asyncio.sleep(0.2)
         assert not racing.done()
         await first.commit()
@@ -157,10 +164,12 @@ async def test_a_new_day_and_a_new_hour_start_new_allowances(
         update={"mails_per_address_per_day": 1, "digests_per_user_per_hour": 1}
     )
     address = "daily@example.com"
-    assert await reserve_mails(session, settings, [address], now=NOW, digest=True)
-    assert not await reserve_mails(session, settings, [address], now=NOW + timedelta(hours=1))
+    assert await reserve_mails(session, settings, [address], now=NOW, kind=DIGEST)
+    assert not await reserve_mails(
+        session, settings, [address], now=NOW + timedelta(hours=1), kind=LINK
+    )
     tomorrow = NOW + timedelta(days=1)
-    assert await reserve_mails(session, settings, [address], now=tomorrow, digest=True)
+    assert await reserve_mails(session, settings, [address], now=tomorrow, kind=DIGEST)
     quota = (
         await session.execute(select(MailQuota).where(MailQuota.address == address))
     ).scalar_one()
@@ -172,7 +181,7 @@ async def test_claimed_tasks_of_a_refused_user_stay_unclaimed(
 ) -> None:
     settings = settings.model_copy(update={"mails_per_address_per_day": 1})
     user = await make_user(session)
-    await reserve_mails(session, settings, [user.email], now=NOW)
+    await reserve_mails(session, settings, [user.email], now=NOW, kind=LINK)
     task = await make_task(session, user, due_date=NOW)
     assert await _claim(session, resources, settings, NOW) == {}
     assert (await session.get(Task, task.id)) is not None

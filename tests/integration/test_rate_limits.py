@@ -230,3 +230,14 @@ async def test_login_fails_closed_when_the_security_store_dies(
     # Reads degrade open (the default): the token's signature and expiry still hold.
     me = await client.get(ME, headers=account.headers)
     assert me.status_code == 200
+
+
+async def test_a_limit_above_one_request_a_millisecond_still_counts(
+    client: httpx.AsyncClient, configure: Any
+) -> None:
+    """The benchmark lifts the limit this high; the check must not fail (and degrade open)."""
+    configure(user_rate_limit=10**9)
+    account = await register(client)
+    for _ in range(3):
+        response = await client.get(ME, headers=account.headers)
+        assert response.headers["RateLimit-Limit"] == str(10**9)
