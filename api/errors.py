@@ -127,27 +127,21 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     database error is a bug: 500."""
     if _statement_cancelled(exc):
         log.warning("statement_timeout", path=request.url.path)
-        return problem_response(
-            status=503,
-            code="service-unavailable",
-            title="Service unavailable",
-            detail="The database took too long to answer; retry the request shortly",
-            instance=request.url.path,
-            request_id=request_id_var.get(),
-            headers={"Retry-After": "2"},
-        )
-    if not _database_unavailable(exc):
+        detail, retry_after = "The database took too long to answer; retry shortly", "2"
+    elif _database_unavailable(exc):
+        original = exc.orig if isinstance(exc, DBAPIError) else exc
+        log.warning("dependency_unavailable", path=request.url.path, error=repr(original))
+        detail, retry_after = "The database is out of reach for a moment; retry the request", "1"
+    else:
         return await _unexpected_error(request, exc)
-    original = exc.orig if isinstance(exc, DBAPIError) else exc
-    log.warning("dependency_unavailable", path=request.url.path, error=repr(original))
     return problem_response(
         status=503,
         code="service-unavailable",
         title="Service unavailable",
-        detail="The database is out of reach for a moment; retry the request",
+        detail=detail,
         instance=request.url.path,
         request_id=request_id_var.get(),
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": retry_after},
     )
 
 

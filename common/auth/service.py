@@ -29,6 +29,7 @@ from common.security.mail_quota import MailKind, reserve_mails
 from common.security.passwords import PasswordHasher
 from common.security.tokens import (
     TokenClaims,
+    TokenType,
     action_token_for,
     decode_token,
     hash_token,
@@ -311,20 +312,18 @@ class AuthService:
         self, user_id: uuid.UUID, family_id: uuid.UUID, *, not_after: datetime
     ) -> TokenPair:
         """No token of the pair outlives its session."""
-        access, access_claims = issue_token(
-            self._settings,
-            user_id=user_id,
-            token_type="access",
-            family_id=family_id,
-            not_after=not_after,
-        )
-        refresh, claims = issue_token(
-            self._settings,
-            user_id=user_id,
-            token_type="refresh",
-            family_id=family_id,
-            not_after=not_after,
-        )
+
+        def issue(kind: TokenType) -> tuple[str, TokenClaims]:
+            return issue_token(
+                self._settings,
+                user_id=user_id,
+                token_type=kind,
+                family_id=family_id,
+                not_after=not_after,
+            )
+
+        access, access_claims = issue("access")
+        refresh, claims = issue("refresh")
         self._tokens.add(
             RefreshToken(
                 id=claims.token_id,

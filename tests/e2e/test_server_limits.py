@@ -31,15 +31,29 @@ def server(database: str) -> Iterator[tuple[str, int]]:
         yield parts.hostname, parts.port
 
 
+def _read_answer(connection: socket.socket) -> bytes:
+    """One whole answer: its head, then as many bytes as its Content-Length says."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
 def _exchange(server: tuple[str, int], request: bytes) -> bytes:
     with socket.create_connection(server, timeout=10) as connection:
         connection.sendall(request)
-        received = b""
-        while chunk := connection.recv(65536):
-            received += chunk
-            if b"\r\n\r\n" in received and b"connection: close" not in received.lower():
-                break  # a keep-alive answer: the server will not close
-        return received
+        return _read_answer(connection)
 
 
 def _get(headers: str = "", path: str = "/health") -> bytes:
@@ -72,14 +86,17 @@ def test_a_64_mb_header_is_refused_early_while_others_are_served(
     base = f"http://{server[0]}:{server[1]}"
     latencies = []
     with httpx.Client(base_url=base) as bystander:
-        while attacker.is_alive():
+        while True:  # at least once, and for as long as the attack goes on
             started = time.perf_counter()
             assert bystander.get("/health").status_code == 200
             latencies.append(time.perf_counter() - started)
+            if not attacker.is_alive():
+                break
     attacker.join()
-    assert sent < 4 * 1024 * 1024, f"the server read {sent} bytes of one header"
+    # Refused long before the header ended (what was sent includes the kernel's buffers).
+    assert sent < HUGE // 8, f"{sent} bytes of one header were taken"
     assert answer.startswith(b"HTTP/1.1 431") or answer in (b"", b"<reset>"), answer[:200]
-    assert max(latencies, default=0) < 1.0, latencies
+    assert max(latencies) < 1.0, latencies
 
 
 def test_a_head_over_the_limit_in_one_piece_gets_431(server: tuple[str, int]) -> None:
@@ -107,5 +124,6 @@ def test_heads_within_the_limits_are_served_also_on_a_kept_alive_connection(
     with socket.create_connection(server, timeout=10) as connection:
         for headers in (big, many, big):
             connection.sendall(f"GET /health HTTP/1.1\r\nHost: test\r\n{headers}\r\n".encode())
-            answer = connection.recv(65536)
+            answer = _read_answer(connection)
             assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            assert answer.endswith(b'{"status":"ok"}')

@@ -6,7 +6,6 @@ the refresh-token table, or the Redis that holds limits, lockouts and revocation
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,12 +15,10 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api.resources import Resources, revocations_for
-from common.auth.lockout import LoginLockout
+from api.resources import Resources
 from common.cache import ResponseCache
-from common.ratelimit import RateLimiter
-from common.redis import create_redis
-from tests.support.factories import Account, register
+from tests.support.factories import Account, refreshed, register
+from tests.support.outage import with_security_store
 from tests.support.redis_server import RedisServer
 from tests.support.tasks import TASKS, cache_requests, create_task
 
@@ -93,11 +90,7 @@ async def test_refresh_is_limited_per_session(client: httpx.AsyncClient, configu
     configure(refresh_rate_limit=2)
     account = await register(client)
     other_session = await register(client)
-    token = account.refresh_token
-    for _ in range(2):
-        response = await client.post(REFRESH, json={"refresh_token": token})
-        assert response.status_code == 200
-        token = response.json()["refresh_token"]
+    token = await refreshed(client, account.refresh_token, times=2)
     refused = await client.post(REFRESH, json={"refresh_token": token})
     assert refused.status_code == 429
     assert "Retry-After" in refused.headers
@@ -188,20 +181,10 @@ async def separate_store(
     app: FastAPI, test_resources: Resources, security_server: RedisServer
 ) -> AsyncIterator[Redis]:
     """The app with its limits, lockouts and revocations on a Redis of their own."""
-    settings = test_resources.settings.model_copy(
-        update={"security_redis_url": security_server.url}
-    )
-    security = create_redis(settings, security_server.url)
-    app.state.resources = dataclasses.replace(
-        test_resources,
-        settings=settings,
-        security_redis=security,
-        limiter=RateLimiter(security, fail_open=True),
-        lockout=LoginLockout(security, settings),
-        revocations=revocations_for(security, settings),
-    )
-    yield security
-    await security.aclose()
+    resources = with_security_store(test_resources, security_server.url)
+    app.state.resources = resources
+    yield resources.security_redis
+    await resources.security_redis.aclose()
 
 
 async def test_limits_lockouts_and_revocations_live_on_the_security_store(

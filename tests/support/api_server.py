@@ -1,4 +1,4 @@
-"""The API as production runs it, `python -m api.server`, in a subprocess on a free port."""
+"""Servers in subprocesses: the API as production runs it (`python -m api.server`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,20 @@ from tests.support.smtp import free_port
 from tests.support.worker import ROOT
 
 
+def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Poll `url` until it answers 200; fail if `process` exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200 (exit status {process.poll()})")
+        time.sleep(0.1)
+
+
 @contextmanager
 def api_server(ready_path: str = "/ready") -> Iterator[str]:
     """Start the server, wait until `ready_path` answers 200, yield its base URL, stop it."""
@@ -28,16 +42,7 @@ def api_server(ready_path: str = "/ready") -> Iterator[str]:
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}{ready_path}", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the API server did not become ready")
-            time.sleep(0.1)
+        wait_until_ok(f"{base_url}{ready_path}", process)
         yield base_url
     finally:
         process.terminate()

@@ -1,4 +1,5 @@
-"""The app's resources with Redis clients pointed where nothing listens (outage drills)."""
+"""The app's resources with their Redis clients pointed elsewhere: another store, or where
+nothing listens (outage drills)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from common.redis import create_redis
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
-def without_security_redis(resources: Resources, *, fail_open: bool = True) -> Resources:
-    """Limits, lockouts and revocations unreachable; the cache and the broker still up."""
+def with_security_store(resources: Resources, url: str, *, fail_open: bool = True) -> Resources:
+    """Limits, lockouts and revocations on the Redis at `url`; the cache and broker as they are
+    (close the new client with `resources.security_redis.aclose()`)."""
     settings = resources.settings.model_copy(
-        update={"security_redis_url": DEAD_REDIS, "rate_limit_fail_open": fail_open}
+        update={"security_redis_url": url, "rate_limit_fail_open": fail_open}
     )
-    security = create_redis(settings, DEAD_REDIS)
+    security = create_redis(settings, url)
     return dataclasses.replace(
         resources,
         settings=settings,
@@ -28,6 +30,11 @@ def without_security_redis(resources: Resources, *, fail_open: bool = True) -> R
         lockout=LoginLockout(security, settings),
         revocations=revocations_for(security, settings),
     )
+
+
+def without_security_redis(resources: Resources, *, fail_open: bool = True) -> Resources:
+    """Limits, lockouts and revocations unreachable; the cache and the broker still up."""
+    return with_security_store(resources, DEAD_REDIS, fail_open=fail_open)
 
 
 def without_redis(resources: Resources, *, fail_open: bool = True) -> Resources:
