@@ -11,10 +11,12 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.middleware import RATE_LIMIT_STATE
 from api.resources import Resources
 from common.auth.service import AuthService
 from common.db.uow import UnitOfWork
-from common.errors import Unauthorized
+from common.errors import RateLimited, ServiceUnavailable, Unauthorized
+from common.security.network import rate_limit_key
 from common.security.tokens import TokenClaims
 
 
@@ -66,16 +68,30 @@ class Principal:
     claims: TokenClaims
 
 
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
 async def get_principal(
-    resources: ResourcesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, resources: ResourcesDep, credentials: BearerCredentials
 ) -> Principal:
+    """The caller of an authenticated route: a valid access token of a session that has not
+    ended, whose user is within the per-user rate limit (one Redis call for both)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer token")
     claims = resources.access_tokens.verify(credentials.credentials)
-    if await resources.revocations.is_revoked(claims):
+    admission = await resources.revocations.admit(claims)
+    if admission.revoked:
         raise Unauthorized("This session has ended; log in again")
     structlog.contextvars.bind_contextvars(user_id=str(claims.user_id))
+    limit = admission.limit
+    if not limit.degraded:
+        setattr(request.state, RATE_LIMIT_STATE, limit)
+    if not limit.allowed:
+        if limit.degraded:
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
+            )
+        raise RateLimited("Too many requests for this account; slow down")
     return Principal(user_id=claims.user_id, claims=claims)
 
 
@@ -83,7 +99,8 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 async def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client as per-IP limits count it: an IPv4 address, or an IPv6 address's /64."""
+    return rate_limit_key(request.client.host) if request.client else "unknown"
 
 
 ClientIP = Annotated[str, Depends(client_ip)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
@@ -31,9 +32,14 @@ _HTTP_CODES = {
 }
 
 
+MAX_FIELD_ERRORS = 20
+"""An answer lists at most this many field errors: a body of 100k unknown keys must not earn a
+10 MB answer (bodies are size-limited before parsing, too: api/middleware.py)."""
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
-    for error in exc.errors():
+    for error in exc.errors()[:MAX_FIELD_ERRORS]:
         loc = [part for part in error.get("loc", ()) if isinstance(part, str | int)]
         field = ".".join(str(part) for part in loc[1:]) or None
         msg = str(error.get("msg", "Invalid value"))
@@ -62,6 +68,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     errors = _field_errors(exc)
     fields = sorted({error["field"] for error in errors if error["field"]})
     detail = "Invalid input: " + ", ".join(fields) if fields else "Invalid input"
+    if len(exc.errors()) > len(errors):
+        detail += f" (first {len(errors)} of {len(exc.errors())} errors)"
     return problem_response(
         status=400,
         code="validation-error",
@@ -105,23 +113,35 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _statement_cancelled(exc: Exception) -> bool:
+    """PostgreSQL cancelled the statement: `TASKPIPE_DB_STATEMENT_TIMEOUT_MS` ran out."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return isinstance(exc.orig.__cause__, asyncpg.exceptions.QueryCanceledError)
+    return False
+
+
 async def _database_error(request: Request, exc: Exception) -> Response:
     """PostgreSQL out of reach (restarting, failing over, refusing connections, the pool
     exhausted) is the server's trouble, not the client's: 503 with Retry-After. A dropped
     connection has already made the pool replace its connections for the retry. Any other
     database error is a bug: 500."""
-    if not database_unavailable(exc):
+    if _statement_cancelled(exc):
+        log.warning("statement_timeout", path=request.url.path)
+        detail, retry_after = "The database took too long to answer; retry shortly", "2"
+    elif database_unavailable(exc):
+        original = exc.orig if isinstance(exc, DBAPIError) else exc
+        log.warning("dependency_unavailable", path=request.url.path, error=repr(original))
+        detail, retry_after = "The database is out of reach for a moment; retry the request", "1"
+    else:
         return await _unexpected_error(request, exc)
-    original = exc.orig if isinstance(exc, DBAPIError) else exc
-    log.warning("dependency_unavailable", path=request.url.path, error=repr(original))
     return problem_response(
         status=503,
         code="service-unavailable",
         title="Service unavailable",
-        detail="The database is out of reach for a moment; retry the request",
+        detail=detail,
         instance=request.url.path,
         request_id=request_id_var.get(),
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": retry_after},
     )
 
 

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 
 from api.docs import install_docs
 from api.errors import install_error_handlers
-from api.middleware import RequestContextMiddleware
+from api.middleware import MetricsGate, RequestContextMiddleware
 from api.problems import Problem, problem_responses
 from api.resources import Resources
 from api.routers import auth, categories, health, tasks, users
@@ -26,6 +26,8 @@ Task management with a worker platform behind it.
   a `request_id`, and field-level `errors` for invalid input (400).
 * **Other users' resources** answer 404, exactly like missing ones: existence is never revealed.
 * **Every response** carries `X-Request-ID` (yours, when it is sane, or a new one).
+* **Authenticated routes** are rate limited per user: every answer carries `RateLimit-Limit`,
+  `RateLimit-Remaining` and `RateLimit-Reset`; past the limit, 429 with `Retry-After`.
 """
 
 
@@ -55,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.resources.close()
         app.state.resources = None
 
+    # The API's map is for its users and developers, not for strangers probing production.
+    docs = settings.is_local or settings.public_docs
     app = FastAPI(
         title="Taskpipe API",
         version="1.0.0",
@@ -62,9 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         separate_input_output_schemas=True,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.resources = None
     install_error_handlers(app)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    app.add_middleware(MetricsGate, token=token, open_without_token=settings.is_local)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(auth.router)

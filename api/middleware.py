@@ -1,7 +1,9 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware overhead): request id, access log, metrics."""
+"""Pure ASGI middleware (no BaseHTTPMiddleware overhead): request id, access log, metrics,
+body limits and the headers every answer carries."""
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 import uuid
@@ -13,10 +15,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from api.problems import problem_response
 from common.logging import get_logger, request_id_var
+from common.ratelimit import RateLimitResult
 
 log = get_logger("taskpipe.access")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_BODY_BYTES = 64 * 1024
+"""The largest valid body (a task: 200 + 2000 characters, even each escaped as `\\uXXXX`
+pairs) is under 30 KiB; anything larger is refused before it is read or parsed."""
+BODY_LIMITS_BY_PREFIX = (("/api/v1/auth/", 16 * 1024),)
+"""Smaller still where bodies are a few short fields and no credentials are needed to send
+one: parsing and validating is then bounded work (validation of a 1 MiB body of unknown
+keys took 0.6 s of the event loop)."""
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+RATE_LIMIT_STATE = "rate_limit"
+"""The request-state key where `api.deps` leaves the per-user limit's result for the headers."""
 UNMATCHED_ROUTE = "<unmatched>"
 # Metric labels come from a closed set, so no client can mint new time series.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -40,9 +53,16 @@ def _incoming_request_id(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Gives every request an id (echoed in X-Request-ID), one log line and its metrics."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 1_048_576) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        limits_by_prefix: tuple[tuple[str, int], ...] = BODY_LIMITS_BY_PREFIX,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.limits_by_prefix = limits_by_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +73,7 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         started = time.perf_counter()
         status = 500
+        max_body = self._body_limit(scope["path"])
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -60,6 +81,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.append(_NOSNIFF)
+                headers.extend(_rate_limit_headers(scope))
                 message["headers"] = headers
             await send(message)
 
@@ -71,17 +94,17 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
+                if received > max_body:
+                    raise BodyTooLarge(max_body)
             return message
 
         try:
-            if self._body_too_large(scope):
+            if self._body_too_large(scope, max_body):
                 response = problem_response(
                     status=413,
                     code="payload-too-large",
                     title="Request body too large",
-                    detail=f"Request bodies are limited to {self.max_body_bytes} bytes",
+                    detail=f"Request bodies are limited to {max_body} bytes",
                     instance=scope["path"],
                     request_id=request_id,
                 )
@@ -107,11 +130,68 @@ class RequestContextMiddleware:
             )
             request_id_var.reset(token)
 
-    def _body_too_large(self, scope: Scope) -> bool:
+    def _body_limit(self, path: str) -> int:
+        for prefix, limit in self.limits_by_prefix:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
+
+    @staticmethod
+    def _body_too_large(scope: Scope, limit: int) -> bool:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
-                    return int(value) > self.max_body_bytes
+                    return int(value) > limit
                 except ValueError:
                     return True
+        return False
+
+
+def _rate_limit_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The per-user limit's headers, on every answer of an authenticated route (set by
+    `api.deps.get_principal`, whichever way the route then answers)."""
+    result: RateLimitResult | None = scope.get("state", {}).get(RATE_LIMIT_STATE)
+    if result is None:
+        return []
+    return [(name.lower().encode(), value.encode()) for name, value in result.headers.items()]
+
+
+METRICS_PATH = "/metrics"
+
+
+class MetricsGate:
+    """`/metrics` for the scraper only: `Authorization: Bearer <TASKPIPE_METRICS_TOKEN>`,
+    compared in constant time. Anyone else gets the 404 of a path that does not exist. With no
+    token configured the path is open in development and test and 404 in production."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, open_without_token: bool) -> None:
+        self.app = app
+        self._expected = token.encode() if token else None
+        self._open = open_without_token and token is None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == METRICS_PATH and not self._allowed(scope):
+            response = problem_response(
+                status=404,
+                code="not-found",
+                title="Not found",
+                detail="Not Found",
+                instance=scope["path"],
+                request_id=request_id_var.get(),
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        if self._open:
+            return True
+        if self._expected is None:
+            return False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, presented = bytes(value).partition(b" ")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(
+                    presented.strip(), self._expected
+                )
         return False

@@ -36,6 +36,7 @@ class Resources:
     broker: Redis
     """The Celery broker's Redis (the same client when the broker is the cache Redis); read
     for queue depths in /metrics."""
+    security_redis: Redis
     hasher: PasswordHasher
     limiter: RateLimiter
     lockout: LoginLockout
@@ -47,7 +48,7 @@ class Resources:
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
-        engine = create_engine(settings)
+        engine = create_engine(settings, statement_timeout_ms=settings.db_statement_timeout_ms)
         observe_pool(engine, settings.db_pool_size + settings.db_max_overflow)
         redis = create_redis(settings)
         broker = (
@@ -55,7 +56,12 @@ class Resources:
             if settings.celery_broker_url == settings.redis_url
             else create_redis(settings, settings.celery_broker_url)
         )
-        limiter = RateLimiter(redis, fail_open=settings.rate_limit_fail_open)
+        # Limits, lockouts and revocations: their own store when configured (noeviction).
+        security = (
+            redis
+            if settings.security_store_url == settings.redis_url
+            else create_redis(settings, settings.security_store_url)
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -63,13 +69,20 @@ class Resources:
             reads=autocommit_reads(engine),
             redis=redis,
             broker=broker,
-            hasher=PasswordHasher(settings.bcrypt_rounds, settings.max_concurrent_hashes),
-            limiter=limiter,
-            lockout=LoginLockout(redis, limiter, settings),
-            revocations=TokenRevocations(redis, settings.access_token_ttl),
+            security_redis=security,
+            hasher=PasswordHasher(
+                settings.bcrypt_rounds, settings.max_concurrent_hashes, settings.max_queued_hashes
+            ),
+            limiter=RateLimiter(security, fail_open=settings.rate_limit_fail_open),
+            lockout=LoginLockout(security, settings),
+            revocations=revocations_for(security, settings),
             access_tokens=AccessTokenVerifier(settings),
             publisher=JobPublisher(create_producer(settings)),
-            cache=ResponseCache(redis, ttl_seconds=settings.cache_ttl_seconds),
+            cache=ResponseCache(
+                redis,
+                ttl_seconds=settings.cache_ttl_seconds,
+                max_entry_bytes=settings.cache_max_entry_bytes,
+            ),
             idempotency=IdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds),
         )
 
@@ -77,5 +90,17 @@ class Resources:
         self.hasher.shutdown()
         if self.broker is not self.redis:
             await self.broker.aclose()
+        if self.security_redis is not self.redis:
+            await self.security_redis.aclose()
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def revocations_for(redis: Redis, settings: Settings) -> TokenRevocations:
+    return TokenRevocations(
+        redis,
+        settings.access_token_ttl,
+        user_limit=settings.user_rate_limit,
+        user_window_seconds=settings.user_rate_limit_window_seconds,
+        fail_open=settings.rate_limit_fail_open,
+    )

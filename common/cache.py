@@ -10,6 +10,10 @@ A generation starts from Redis' clock in microseconds whenever its key is missin
 expiry, eviction), never from 0, so an entry of an earlier epoch can never be mistaken for one
 of the current epoch. A hit costs one round trip: one script reads the generation and the entry.
 
+An entry larger than `max_entry_bytes` is served but not stored, so no single answer can take
+a large share of the cache. This Redis may evict (`allkeys-lru` is right for it): a lost entry
+is a miss, a lost generation starts a new epoch.
+
 Redis failures never fail a request: lookups fall through to PostgreSQL, failures are counted
 (`taskpipe_redis_failures_total{operation="cache"}`) and logged once per outage. A generation
 bump that failed is remembered and retried before this process trusts the cache for that user
@@ -87,11 +91,13 @@ class ResponseCache:
         redis: Redis,
         *,
         ttl_seconds: int,
+        max_entry_bytes: int = 256 * 1024,
         generation_ttl_seconds: int = GENERATION_TTL_SECONDS,
         retry_after_seconds: float = 1.0,
     ) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
+        self._max_entry_bytes = max_entry_bytes
         self._generation_ttl = max(generation_ttl_seconds, ttl_seconds * 2)
         self._retry_after = retry_after_seconds
         self._lookup = redis.register_script(_LOOKUP)
@@ -108,7 +114,7 @@ class ResponseCache:
         if found.body is not None:
             return found.body
         body = await build()
-        if found.generation is not None:
+        if found.generation is not None and len(body) <= self._max_entry_bytes:
             await self._store(user_id, found.generation, kind, key, body)
         return body
 

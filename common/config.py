@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 DEV_FLOWER_PASSWORD = "taskpipe"
+MIN_JWT_SECRET_LENGTH = 32
+"""An HS256 key can be brute-forced offline from any token it signed: it must be long."""
+MIN_ONLINE_SECRET_LENGTH = 16
+"""The Flower password and the metrics token can only be guessed online, one request a try."""
+_PLACEHOLDERS = ("replaceme", "changeme", "changethis", "yoursecret", "secrethere")
+"""What templates and tutorials put where a secret belongs (compared without punctuation)."""
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -22,13 +28,16 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    """All knobs in one place; defaults suit `make run` on a laptop, never production secrets."""
+    """All knobs in one place. Defaults are safe for production except the secrets, which
+    production must set; `make run` and the tests choose their environment explicitly."""
 
     model_config = SettingsConfigDict(
         env_prefix="TASKPIPE_", env_file=".env", extra="ignore", frozen=True
     )
 
-    env: Environment = Environment.DEVELOPMENT
+    env: Environment = Environment.PRODUCTION
+    """Production unless told otherwise: a deployment that forgets this variable must not run
+    with development secrets, open docs or open metrics (`make run` sets development)."""
     log_level: str = "INFO"
     log_json: bool | None = None
     """JSON log lines (true), readable console lines (false); unset: console lines when stdout is
@@ -41,7 +50,14 @@ class Settings(BaseSettings):
     """Ping every pooled connection before use: one more round trip on every request. Off by
     default: a connection PostgreSQL dropped fails one request with a 503 and SQLAlchemy
     then replaces every pooled connection of that age (the whole pool) at once."""
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    """API connections only (0: none): a statement running longer is cancelled and the request
+    answers 503, so no request holds a connection and a worker slot indefinitely."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    security_redis_url: str | None = None
+    """Rate limits, lockouts and revocations (default: `redis_url`). Deploy it as its own
+    database or instance with `maxmemory-policy noeviction`: evicting a lock or a revocation
+    would silently lift it."""
     broker_url: str | None = None
 
     smtp_host: str = "127.0.0.1"
@@ -63,8 +79,18 @@ class Settings(BaseSettings):
     max_concurrent_hashes: PositiveInt = 2
     """Per API process (one per core in production): bcrypt threads, which run at a lower OS
     priority than requests; more would only queue for the same cores."""
+    max_queued_hashes: int = Field(default=32, ge=0)
+    """Hashes that may wait for a thread (per process); past that a login or registration
+    answers 503 with Retry-After instead of queueing for seconds."""
+    session_max_days: PositiveInt = 90
+    """A session (one login) ends this long after it began, however often it is refreshed."""
 
-    login_max_failures: PositiveInt = 5
+    login_max_failures: int = Field(default=5, gt=0, le=1000)
+    """Failures from one client network (IPv4 /24, IPv6 /64) that lock the account for that
+    network only, so a stranger elsewhere cannot lock its owner out."""
+    login_max_account_failures: int = Field(default=20, gt=0, le=10_000)
+    """Failures from all networks together that lock the account everywhere (distributed
+    guessing); a password reset lifts it."""
     login_failure_window_seconds: PositiveInt = 15 * 60
     lockout_seconds: PositiveInt = 15 * 60
     login_rate_limit: PositiveInt = 20
@@ -74,8 +100,25 @@ class Settings(BaseSettings):
     register_rate_limit: PositiveInt = 10
     register_rate_window_seconds: PositiveInt = 60 * 60
     rate_limit_fail_open: bool = True
+    """When the security Redis is down: let limited requests through (true) or answer 503.
+    Login and the lockout always fail closed."""
+    user_rate_limit: PositiveInt = 600
+    user_rate_limit_window_seconds: PositiveInt = 60
+    """Per user, on every authenticated route. The load test's busiest user (an action every
+    1-5 s, a request or two each) makes 20-120 requests a minute: 600 is 5x the worst."""
+    refresh_rate_limit: PositiveInt = 30
+    refresh_rate_window_seconds: PositiveInt = 600
+    """Per session: a client refreshes about once an access-token lifetime."""
+    digests_per_user_per_hour: PositiveInt = 4
+    mails_per_address_per_day: PositiveInt = 50
+    """Every kind of mail to one address per UTC day (verification, reset, reminders)."""
+    link_mails_per_address_per_day: PositiveInt = 10
+    """Of those, verification and reset links: anyone who knows an address can ask for them,
+    so they cannot spend the allowance its owner's reminders need."""
 
     cache_ttl_seconds: PositiveInt = 300
+    cache_max_entry_bytes: PositiveInt = 256 * 1024
+    """Larger answers are served but not cached: one tenant's pages cannot fill the cache."""
     idempotency_ttl_seconds: PositiveInt = 24 * 3600
 
     purge_retention_days: PositiveInt = 30
@@ -96,24 +139,65 @@ class Settings(BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr = SecretStr(DEV_FLOWER_PASSWORD)
 
+    public_docs: bool = False
+    """Serve /docs, /redoc and /openapi.json in production (always on in development/test)."""
+    metrics_token: SecretStr | None = None
+    """/metrics answers only with `Authorization: Bearer <token>`; without a token it is 404
+    in production and open in development/test."""
+
     @property
     def celery_broker_url(self) -> str:
         return self.broker_url or self.redis_url
 
     @property
+    def security_store_url(self) -> str:
+        return self.security_redis_url or self.redis_url
+
+    @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
 
+    @property
+    def is_local(self) -> bool:
+        """Development or test: published secrets, open docs and open metrics are fine."""
+        return self.env in (Environment.DEVELOPMENT, Environment.TEST)
+
     @model_validator(mode="after")
-    def _refuse_development_secrets_in_production(self) -> Settings:
-        if self.is_production:
-            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-                raise ValueError("TASKPIPE_JWT_SECRET must be set to a real secret in production")
-            if len(self.jwt_secret.get_secret_value()) < 32:
-                raise ValueError("TASKPIPE_JWT_SECRET must be at least 32 characters in production")
-            if self.flower_password.get_secret_value() == DEV_FLOWER_PASSWORD:
-                raise ValueError("TASKPIPE_FLOWER_PASSWORD must be set in production")
+    def _refuse_weak_secrets_outside_development(self) -> Settings:
+        if self.is_local:
+            return self
+        checks = [
+            ("TASKPIPE_JWT_SECRET", self.jwt_secret, DEV_JWT_SECRET, MIN_JWT_SECRET_LENGTH),
+            (
+                "TASKPIPE_FLOWER_PASSWORD",
+                self.flower_password,
+                DEV_FLOWER_PASSWORD,
+                MIN_ONLINE_SECRET_LENGTH,
+            ),
+        ]
+        if self.metrics_token is not None and self.metrics_token.get_secret_value():
+            # Optional (without one /metrics is closed), but never a guessable one.
+            checks.append(
+                ("TASKPIPE_METRICS_TOKEN", self.metrics_token, "", MIN_ONLINE_SECRET_LENGTH)
+            )
+        problems = [problem for problem in (_weak_secret(*check) for check in checks) if problem]
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + f" (TASKPIPE_ENV={self.env.value}; for local use set"
+                " TASKPIPE_ENV=development)"
+            )
         return self
+
+
+def _weak_secret(name: str, secret: SecretStr, development_value: str, min_length: int) -> str:
+    """Why `secret` must not guard a deployment, or an empty string."""
+    value = secret.get_secret_value()
+    folded = "".join(character for character in value.lower() if character.isalnum())
+    if value == development_value or any(word in folded for word in _PLACEHOLDERS):
+        return f"{name} is a development or placeholder value: set a real secret"
+    if len(value) < min_length:
+        return f"{name} must be at least {min_length} characters"
+    return ""
 
 
 @lru_cache

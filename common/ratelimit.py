@@ -1,4 +1,8 @@
-"""Sliding-window rate limiting in Redis, one atomic Lua script per check."""
+"""Sliding-window rate limiting in Redis, one atomic Lua script per check.
+
+Everything here lives on the security Redis (`TASKPIPE_SECURITY_REDIS_URL`), which must not
+evict keys: an evicted counter is a limit silently lifted.
+"""
 
 from __future__ import annotations
 
@@ -64,8 +68,18 @@ class RateLimiter:
         self._fail_open = fail_open
         self._script = redis.register_script(_SLIDING_WINDOW)
 
-    async def hit(self, name: str, key: str, *, limit: int, window_seconds: int) -> RateLimitResult:
-        """Record one hit against `name:key`; on a Redis failure allow or refuse by setting."""
+    async def hit(
+        self,
+        name: str,
+        key: str,
+        *,
+        limit: int,
+        window_seconds: int,
+        fail_open: bool | None = None,
+    ) -> RateLimitResult:
+        """Record one hit against `name:key`; on a Redis failure allow or refuse by setting
+        (or by `fail_open`, for the limits that must never fail open)."""
+        fail_open = self._fail_open if fail_open is None else fail_open
         try:
             allowed, remaining, reset_ms = await self._script(
                 keys=[f"rl:{name}:{key}"],
@@ -73,12 +87,8 @@ class RateLimiter:
             )
         except REDIS_ERRORS as exc:
             REDIS_FAILURES.labels(operation="rate_limit").inc()
-            log.warning(
-                "rate_limit_unavailable", limit=name, fail_open=self._fail_open, error=str(exc)
-            )
-            return RateLimitResult(
-                self._fail_open, limit, limit if self._fail_open else 0, 1, degraded=True
-            )
+            log.warning("rate_limit_unavailable", limit=name, fail_open=fail_open, error=str(exc))
+            return RateLimitResult(fail_open, limit, limit if fail_open else 0, 1, degraded=True)
         result = RateLimitResult(
             allowed=bool(allowed),
             limit=limit,

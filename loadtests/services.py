@@ -148,7 +148,11 @@ class Platform:
     def metrics(self, path: Path) -> dict[str, Any]:
         """Keep /metrics (all workers: PROMETHEUS_MULTIPROC_DIR) and read the cache hit ratios."""
         try:
-            with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=10) as response:
+            request = urllib.request.Request(
+                f"{self.base_url}/metrics",
+                headers={"Authorization": f"Bearer {self.environ['TASKPIPE_METRICS_TOKEN']}"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
                 text = response.read().decode()
         except (OSError, urllib.error.URLError) as exc:
             return {"error": repr(exc)}

@@ -33,7 +33,12 @@ LOGIN_RATE_LIMIT = 1_000_000
 """Every simulated user comes from 127.0.0.1, which the per-IP login limit (20/min) would refuse;
 real users come from many addresses. The limiter still runs (one Lua call a login); lockout
 (per account) keeps its production setting."""
-SECRET_SETTINGS = ("TASKPIPE_JWT_SECRET", "TASKPIPE_FLOWER_PASSWORD", "TASKPIPE_SMTP_PASSWORD")
+SECRET_SETTINGS = (
+    "TASKPIPE_JWT_SECRET",
+    "TASKPIPE_FLOWER_PASSWORD",
+    "TASKPIPE_SMTP_PASSWORD",
+    "TASKPIPE_METRICS_TOKEN",
+)
 
 
 @dataclass
@@ -55,6 +60,9 @@ def platform_environment(
             "TASKPIPE_ENV": "production",
             "TASKPIPE_JWT_SECRET": secrets.token_urlsafe(48),
             "TASKPIPE_FLOWER_PASSWORD": secrets.token_urlsafe(24),
+            # Production hides both unless asked: the runner reads the API's map and metrics.
+            "TASKPIPE_PUBLIC_DOCS": "true",
+            "TASKPIPE_METRICS_TOKEN": secrets.token_urlsafe(32),
             "TASKPIPE_BCRYPT_ROUNDS": str(options.bcrypt_rounds),
             "TASKPIPE_DATABASE_URL": database_url,
             "TASKPIPE_REDIS_URL": redis_claim.url(0),

@@ -50,6 +50,9 @@ os.environ.update(
         "TASKPIPE_HEARTBEAT_DIR": str(HEARTBEAT_DIR),
         "TASKPIPE_PUBLIC_URL": "http://testserver",
         "TASKPIPE_MAIL_RETRY_BACKOFF_SECONDS": "1",
+        # Seeding 50k-row fixtures through the API's engine may take seconds on a busy box;
+        # the timeout's own tests set theirs.
+        "TASKPIPE_DB_STATEMENT_TIMEOUT_MS": "60000",
     }
 )
 os.environ.pop("TASKPIPE_BROKER_URL", None)
@@ -251,15 +254,20 @@ def celery_worker(
 @pytest.fixture
 def configure(app: FastAPI, test_resources: Resources):  # type: ignore[no-untyped-def]
     """Swap settings for one test: `configure(login_rate_limit=2)` (app state is per test)."""
+    from api.resources import revocations_for
     from common.auth.lockout import LoginLockout
+    from common.ratelimit import RateLimiter
     from common.security.tokens import AccessTokenVerifier
 
     def apply(**overrides: object) -> Settings:
         settings = test_resources.settings.model_copy(update=overrides)
+        security = test_resources.security_redis
         app.state.resources = dataclasses.replace(
             test_resources,
             settings=settings,
-            lockout=LoginLockout(test_resources.redis, test_resources.limiter, settings),
+            limiter=RateLimiter(security, fail_open=settings.rate_limit_fail_open),
+            lockout=LoginLockout(security, settings),
+            revocations=revocations_for(security, settings),
             access_tokens=AccessTokenVerifier(settings),
         )
         return settings

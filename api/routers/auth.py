@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, status
 from starlette.responses import Response
 
-from api.deps import AuthServiceDep, ClientIP, ResourcesDep, auth_service
+from api.deps import (
+    AuthServiceDep,
+    BearerCredentials,
+    ClientIP,
+    ResourcesDep,
+    auth_service,
+    get_principal,
+)
 from api.problems import problem_responses
 from api.resources import Resources
 from api.schemas.auth import (
@@ -33,6 +40,22 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 MAIL_ON_ITS_WAY = "If the address belongs to an account, a mail is on its way"
+UNVERIFIED_ACCOUNTS = (
+    "Until the address is verified the account works normally through the API, but no mail "
+    "other than the verification link (and a password-reset link, which proves control of the "
+    "address) is sent to it: no due-date reminders until then. Anyone can type anyone's "
+    "address here; that rule keeps them from having us mail a stranger."
+)
+TAKEN_ADDRESS = (
+    "A taken address answers 409, which tells the caller that the address has an account; "
+    "the per-IP limit on registrations bounds how fast anyone can test addresses this way."
+)
+
+
+def _no_store(response: Response) -> None:
+    """Token answers must not be kept by any cache on the way (RFC 6749, section 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
 
 
 async def _after_response(
@@ -63,13 +86,16 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
     status_code=status.HTTP_201_CREATED,
     summary="Create an account",
     description="Returns tokens at once; the account stays `is_active: false` until the "
-    "emailed verification link is followed.",
+    f"emailed verification link is followed. {UNVERIFIED_ACCOUNTS} {TAKEN_ADDRESS}",
     responses=problem_responses(400, 409, 413, 429, 503),
 )
-async def register(body: RegisterIn, auth: AuthServiceDep, ip: ClientIP) -> RegisterOut:
+async def register(
+    body: RegisterIn, auth: AuthServiceDep, ip: ClientIP, response: Response
+) -> RegisterOut:
     result = await auth.register(
         email=str(body.email), password=body.password, full_name=body.full_name, client_ip=ip
     )
+    _no_store(response)
     pair = _pair_out(result.tokens)
     return RegisterOut(**pair.model_dump(), user=UserOut.model_validate(result.user))
 
@@ -77,12 +103,19 @@ async def register(body: RegisterIn, auth: AuthServiceDep, ip: ClientIP) -> Regi
 @router.post(
     "/login",
     summary="Log in with email and password",
-    description="Five failures in 15 minutes lock the account for 15 minutes (423); each IP "
-    "is rate limited (429). The answer for a wrong password and an unknown email is the same.",
-    responses=problem_responses(400, 401, 423, 429, 503),
+    description="Five failures in 15 minutes from one network (IPv4 /24, IPv6 /64) lock the "
+    "account for that network for 15 minutes (423); twenty from anywhere lock it everywhere "
+    "until the time passes or the password is reset. Each IP is rate limited (429). The answer "
+    "for a wrong password and an unknown email is the same. 503 with Retry-After when the "
+    "limits cannot be checked or too many sign-ins are being hashed: sign-in never goes "
+    "unguarded.",
+    responses=problem_responses(400, 401, 413, 423, 429, 503),
 )
-async def login(body: LoginIn, auth: AuthServiceDep, ip: ClientIP) -> TokenPairOut:
+async def login(
+    body: LoginIn, auth: AuthServiceDep, ip: ClientIP, response: Response
+) -> TokenPairOut:
     _, pair = await auth.login(email=str(body.email), password=body.password, client_ip=ip)
+    _no_store(response)
     return _pair_out(pair)
 
 
@@ -90,22 +123,38 @@ async def login(body: LoginIn, auth: AuthServiceDep, ip: ClientIP) -> TokenPairO
     "/refresh",
     summary="Trade a refresh token for a new pair",
     description="Rotation: the presented refresh token is retired. Presenting a retired token "
-    "again revokes the whole session (every token descended from the same login).",
-    responses=problem_responses(400, 401),
+    "again revokes the whole session (every token descended from the same login). Limited per "
+    "session (429), and a session ends 90 days (`TASKPIPE_SESSION_MAX_DAYS`) after its login "
+    "however often it is refreshed (401: log in again).",
+    responses=problem_responses(400, 401, 429, 503),
 )
-async def refresh(body: RefreshIn, auth: AuthServiceDep) -> TokenPairOut:
-    return _pair_out(await auth.refresh(body.refresh_token))
+async def refresh(body: RefreshIn, auth: AuthServiceDep, response: Response) -> TokenPairOut:
+    pair = await auth.refresh(body.refresh_token)
+    _no_store(response)
+    return _pair_out(pair)
 
 
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="End the session of a refresh token",
-    description="Revokes the refresh token's session; its access tokens stop working at once.",
-    responses=problem_responses(400, 401),
+    summary="End a session",
+    description="Send the refresh token in the body, or no body and the access token as "
+    "`Authorization: Bearer`: either ends that token's session, and its access tokens stop "
+    "working at once. Without either, 401.",
+    responses=problem_responses(400, 401, 429),
 )
-async def logout(body: RefreshIn, auth: AuthServiceDep) -> Response:
-    await auth.logout(body.refresh_token)
+async def logout(
+    request: Request,
+    auth: AuthServiceDep,
+    resources: ResourcesDep,
+    credentials: BearerCredentials,
+    body: RefreshIn | None = None,
+) -> Response:
+    if body is not None:
+        await auth.logout(body.refresh_token)
+    else:
+        principal = await get_principal(request, resources, credentials)
+        await auth.logout_access(principal.claims)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -179,7 +179,10 @@ async def list_tasks(
     ] = None,
     q: Annotated[
         str | None,
-        Query(max_length=200, description="Case-insensitive text in the title or description"),
+        Query(
+            max_length=200,
+            description="Case-insensitive text in the title or description (at least 3 characters)",
+        ),
     ] = None,
     overdue: Annotated[
         bool | None,

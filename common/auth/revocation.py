@@ -1,37 +1,99 @@
-"""Stateless access tokens made revocable: Redis remembers revoked sessions for one access TTL.
+"""Stateless access tokens made revocable, and the per-user rate limit, in one Redis call.
 
 Logout, refresh-token reuse and password resets (which end every session of the account) must
-end access at once, not when the access token expires. Each check is one Redis round trip; when
-Redis is down the check fails open (the token's signature and expiry still hold) and the failure
-is logged and counted.
+end access at once, not when the access token expires: the security Redis remembers an ended
+session for one access-token lifetime. Every authenticated request then asks, in one script
+call, both "was this session ended?" and "is this user within the per-user rate limit?", so the
+limit costs no extra round trip.
+
+The limit is GCRA (the generic cell rate algorithm): one key per user holding the instant at
+which the user's allowance is whole again, so a user costs one small string in Redis however
+high the limit (a sliding-window log would keep one entry per request). It allows a burst of
+`limit` requests, then one every `window / limit`.
+
+When the security Redis is down the check degrades by `TASKPIPE_RATE_LIMIT_FAIL_OPEN` (default:
+let the request through; the token's signature and expiry still hold); failures are logged and
+counted in `taskpipe_redis_failures_total{operation="admission"}`.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from common.logging import get_logger
-from common.metrics import REDIS_FAILURES
+from common.metrics import RATE_LIMIT_REJECTIONS, REDIS_FAILURES
+from common.ratelimit import RateLimitResult
 from common.redis import REDIS_ERRORS
 from common.security.tokens import TokenClaims
 
 log = get_logger(__name__)
 
+# KEYS[1] the session's revocation key, KEYS[2] the user's limit key;
+# ARGV[1] limit, ARGV[2] window (ms). Returns {-1} for an ended session, else
+# {allowed (1|0), remaining, ms until the allowance is whole (allowed) or until retry}.
+_ADMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {-1, 0, 0} end
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local interval = window / limit
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[2])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > window then
+  return {0, 0, math.ceil(new_tat - window - now)}
+end
+local busy = math.max(1, math.ceil(new_tat - now))  -- sub-ms intervals vanish at epoch scale
+redis.call('SET', KEYS[2], math.ceil(new_tat), 'PX', busy)
+return {1, math.floor((window - (new_tat - now)) / interval), busy}
+"""
 
-def _family_key(family_id: uuid.UUID) -> str:
-    return f"revoked:family:{family_id}"
+
+def _tag(user_id: uuid.UUID) -> str:
+    return "{" + str(user_id) + "}"  # a Redis Cluster hash tag: one user's keys share a slot
+
+
+def session_revoked_key(user_id: uuid.UUID, family_id: uuid.UUID) -> str:
+    return f"revoked:{_tag(user_id)}:{family_id}"
+
+
+def user_limit_key(user_id: uuid.UUID) -> str:
+    return f"rl:user:{_tag(user_id)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the per-request check found: an ended session, or the user's rate-limit state."""
+
+    revoked: bool
+    limit: RateLimitResult
 
 
 class TokenRevocations:
-    def __init__(self, redis: Redis, access_token_ttl: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        access_token_ttl: int,
+        *,
+        user_limit: int,
+        user_window_seconds: int,
+        fail_open: bool,
+    ) -> None:
         self._redis = redis
         self._ttl = access_token_ttl
+        self._limit = user_limit
+        self._window_ms = user_window_seconds * 1000
+        self._fail_open = fail_open
+        self._admit = redis.register_script(_ADMIT)
 
-    async def revoke_families(self, family_ids: Iterable[uuid.UUID]) -> None:
-        keys = [_family_key(family_id) for family_id in family_ids]
+    async def revoke_families(self, user_id: uuid.UUID, family_ids: Iterable[uuid.UUID]) -> None:
+        keys = [session_revoked_key(user_id, family_id) for family_id in family_ids]
         if not keys:
             return
         try:
@@ -43,13 +105,34 @@ class TokenRevocations:
             REDIS_FAILURES.labels(operation="revocation").inc()
             log.error("token_revocation_unavailable", error=str(exc))
 
-    async def is_revoked(self, claims: TokenClaims) -> bool:
-        """Every access token names its session (`fam`); one GET tells if it was ended."""
-        if claims.family_id is None:
-            return True  # not one of ours: every token we issue carries its session
+    async def admit(self, claims: TokenClaims) -> Admission:
+        """Every access token names its session (`fam`): one script call checks that session
+        and counts the request against its user's limit."""
+        if claims.family_id is None:  # not one of ours: every token we issue has a session
+            return Admission(revoked=True, limit=RateLimitResult(False, self._limit, 0, 1))
         try:
-            return bool(await self._redis.exists(_family_key(claims.family_id)))
+            outcome, remaining, wait_ms = await self._admit(
+                keys=[
+                    session_revoked_key(claims.user_id, claims.family_id),
+                    user_limit_key(claims.user_id),
+                ],
+                args=[self._limit, self._window_ms],
+            )
         except REDIS_ERRORS as exc:
-            REDIS_FAILURES.labels(operation="revocation").inc()
-            log.warning("token_revocation_check_skipped", error=str(exc))
-            return False
+            REDIS_FAILURES.labels(operation="admission").inc()
+            log.warning("admission_check_degraded", fail_open=self._fail_open, error=str(exc))
+            limit = RateLimitResult(
+                self._fail_open, self._limit, self._limit if self._fail_open else 0, 1, True
+            )
+            return Admission(revoked=False, limit=limit)
+        if outcome == -1:
+            return Admission(revoked=True, limit=RateLimitResult(True, self._limit, 0, 1))
+        result = RateLimitResult(
+            allowed=outcome == 1,
+            limit=self._limit,
+            remaining=int(remaining),
+            reset_seconds=max(1, math.ceil(int(wait_ms) / 1000)),
+        )
+        if not result.allowed:
+            RATE_LIMIT_REJECTIONS.labels(limit="user").inc()
+        return Admission(revoked=False, limit=result)

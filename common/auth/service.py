@@ -25,8 +25,16 @@ from common.jobs import JobName, Queue
 from common.logging import get_logger
 from common.models import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily, User
 from common.ratelimit import RateLimiter
+from common.security.mail_quota import MailKind, reserve_mails
 from common.security.passwords import PasswordHasher
-from common.security.tokens import action_token_for, decode_token, hash_token, issue_token
+from common.security.tokens import (
+    TokenClaims,
+    TokenType,
+    action_token_for,
+    decode_token,
+    hash_token,
+    issue_token,
+)
 from common.users.repository import UserRepository
 
 log = get_logger(__name__)
@@ -91,22 +99,28 @@ class AuthService:
 
     async def login(self, *, email: str, password: str, client_ip: str) -> tuple[User, TokenPair]:
         email = email.lower()
+        # Both limits guard password guessing, so they fail closed (503) without their store.
         await self._enforce_limit(
             "login",
             client_ip,
             self._settings.login_rate_limit,
             self._settings.login_rate_window_seconds,
+            fail_open=False,
         )
-        attempt = await self._lockout.begin_attempt(email)
-        user = await self._users.get_by_email(email)
-        # Release the connection before the slow hash: a login burst must not drain the pool.
-        await self._uow.session.commit()
-        if not await self._hasher.verify(password, user.password_hash if user else None):
-            await self._lockout.record_failure(email, attempt)
+        attempt = await self._lockout.begin_attempt(email, client_ip)
+        try:
+            user = await self._users.get_by_email(email)
+            # Release the connection before the slow hash: a login burst must not drain the pool.
+            await self._uow.session.commit()
+            verified = await self._hasher.verify(password, user.password_hash if user else None)
+        except Exception:  # too busy to hash, or the database failed: no password was checked
+            await self._lockout.withdraw(attempt)
+            raise
+        if not verified:
             log.info("login_failed", reason="bad_credentials")
             raise InvalidCredentials("Invalid email or password")
         assert user is not None
-        await self._lockout.clear(email)
+        await self._lockout.succeeded(attempt)
         user.last_seen_at = datetime.now(UTC)
         tokens = await self._start_session(user.id)
         # The client's next move is almost always the task list: have it ready.
@@ -116,8 +130,18 @@ class AuthService:
         return user, tokens
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        """Rotate: the presented token is retired; presenting a retired one revokes the family."""
+        """Rotate: the presented token is retired; presenting a retired one revokes the family.
+        Limited per session (each refresh writes a row), and a session ends
+        `session_max_days` after its login however often it is refreshed."""
         claims = decode_token(self._settings, refresh_token, "refresh")
+        if claims.family_id is None:
+            raise Unauthorized("Invalid refresh token")
+        await self._enforce_limit(
+            "refresh",
+            str(claims.family_id),
+            self._settings.refresh_rate_limit,
+            self._settings.refresh_rate_window_seconds,
+        )
         found = await self._tokens.get_refresh_token_for_update(claims.token_id)
         now = datetime.now(UTC)
         if found is None or found[0].token_hash != hash_token(refresh_token):
@@ -128,15 +152,18 @@ class AuthService:
         if token.used_at is not None:
             await self._tokens.revoke_family(family.id, "reuse", now)
             await self._uow.commit()
-            await self._revocations.revoke_families([family.id])
+            await self._revocations.revoke_families(family.user_id, [family.id])
             log.warning(
                 "refresh_token_reuse", user_id=str(family.user_id), family_id=str(family.id)
             )
             raise Unauthorized("Refresh token was already used; the session has been revoked")
         if token.expires_at <= now:
             raise Unauthorized("Refresh token has expired")
+        session_ends = family.created_at + timedelta(days=self._settings.session_max_days)
+        if session_ends <= now:
+            raise Unauthorized("This session has reached its maximum age; log in again")
         token.used_at = now
-        pair = self._issue_pair(family.user_id, family.id)
+        pair = self._issue_pair(family.user_id, family.id, not_after=session_ends)
         await self._uow.commit()
         return pair
 
@@ -146,10 +173,19 @@ class AuthService:
         found = await self._tokens.get_refresh_token_for_update(claims.token_id)
         if found is None or found[0].token_hash != hash_token(refresh_token):
             raise Unauthorized("Invalid refresh token")
-        family = found[1]
-        await self._tokens.revoke_family(family.id, "logout", datetime.now(UTC))
+        await self._end_session(found[1].user_id, found[1].id)
+
+    async def logout_access(self, claims: TokenClaims) -> None:
+        """End the session a verified access token belongs to (a client that kept no refresh
+        token can still sign out); repeating it is harmless."""
+        if claims.family_id is None:
+            raise Unauthorized("Invalid token")
+        await self._end_session(claims.user_id, claims.family_id)
+
+    async def _end_session(self, user_id: uuid.UUID, family_id: uuid.UUID) -> None:
+        await self._tokens.revoke_family(family_id, "logout", datetime.now(UTC))
         await self._uow.commit()
-        await self._revocations.revoke_families([family.id])
+        await self._revocations.revoke_families(user_id, [family_id])
 
     async def verify_email(self, token: str, *, client_ip: str) -> User:
         await self._limit_token_guesses(client_ip)
@@ -215,7 +251,7 @@ class AuthService:
         await self._tokens.retire_action_tokens(user.id, ActionTokenPurpose.RESET_PASSWORD, now)
         families = await self._tokens.revoke_all_families(user.id, "password_reset", now)
         await self._uow.commit()
-        await self._revocations.revoke_families(families)
+        await self._revocations.revoke_families(user.id, families)
         await self._lockout.clear(user.email)
         log.info("password_reset", user_id=str(user.id), sessions_revoked=len(families))
 
@@ -234,7 +270,14 @@ class AuthService:
         return action
 
     async def _create_action_token(self, user: User, purpose: ActionTokenPurpose) -> None:
+        """A new single-use token and the job that mails its link, if the address has mail
+        allowance left today; else the last link mailed stays valid."""
         now = datetime.now(UTC)
+        if not await reserve_mails(
+            self._uow.session, self._settings, [user.email], now=now, kind=MailKind.LINK
+        ):
+            log.warning("action_mail_skipped", user_id=str(user.id), purpose=purpose.value)
+            return
         await self._tokens.retire_action_tokens(user.id, purpose, now)
         ttl = (
             self._settings.email_token_ttl
@@ -262,15 +305,25 @@ class AuthService:
         family = RefreshTokenFamily(id=uuid.uuid4(), user_id=user_id)
         self._tokens.add(family)
         await self._uow.session.flush()
-        return self._issue_pair(user_id, family.id)
+        session_ends = datetime.now(UTC) + timedelta(days=self._settings.session_max_days)
+        return self._issue_pair(user_id, family.id, not_after=session_ends)
 
-    def _issue_pair(self, user_id: uuid.UUID, family_id: uuid.UUID) -> TokenPair:
-        access, _ = issue_token(
-            self._settings, user_id=user_id, token_type="access", family_id=family_id
-        )
-        refresh, claims = issue_token(
-            self._settings, user_id=user_id, token_type="refresh", family_id=family_id
-        )
+    def _issue_pair(
+        self, user_id: uuid.UUID, family_id: uuid.UUID, *, not_after: datetime
+    ) -> TokenPair:
+        """No token of the pair outlives its session."""
+
+        def issue(kind: TokenType) -> tuple[str, TokenClaims]:
+            return issue_token(
+                self._settings,
+                user_id=user_id,
+                token_type=kind,
+                family_id=family_id,
+                not_after=not_after,
+            )
+
+        access, access_claims = issue("access")
+        refresh, claims = issue("refresh")
         self._tokens.add(
             RefreshToken(
                 id=claims.token_id,
@@ -279,10 +332,15 @@ class AuthService:
                 expires_at=claims.expires_at,
             )
         )
-        return TokenPair(access, refresh, self._settings.access_token_ttl)
+        expires_in = int((access_claims.expires_at - access_claims.issued_at).total_seconds())
+        return TokenPair(access, refresh, expires_in)
 
-    async def _enforce_limit(self, name: str, key: str, limit: int, window: int) -> None:
-        result = await self._limiter.hit(name, key, limit=limit, window_seconds=window)
+    async def _enforce_limit(
+        self, name: str, key: str, limit: int, window: int, *, fail_open: bool | None = None
+    ) -> None:
+        result = await self._limiter.hit(
+            name, key, limit=limit, window_seconds=window, fail_open=fail_open
+        )
         if result.allowed:
             return
         if result.degraded:

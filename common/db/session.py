@@ -19,8 +19,18 @@ from common.config import Settings
 
 
 def create_engine(
-    settings: Settings, *, pool_size: int | None = None, pre_ping: bool | None = None
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    pre_ping: bool | None = None,
+    statement_timeout_ms: int = 0,
 ) -> AsyncEngine:
+    """`hide_parameters`: bound values (password hashes, addresses, titles) never reach a log
+    line or an exception message. `statement_timeout_ms` (0: none) is sent with the connection's
+    startup packet, so it costs no round trip."""
+    server_settings = (
+        {"statement_timeout": str(statement_timeout_ms)} if statement_timeout_ms else {}
+    )
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size or settings.db_pool_size,
@@ -28,6 +38,8 @@ def create_engine(
         pool_pre_ping=settings.db_pool_pre_ping if pre_ping is None else pre_ping,
         pool_recycle=1800,
         json_deserializer=orjson.loads,
+        hide_parameters=True,
+        connect_args={"server_settings": server_settings},
     )
 
 

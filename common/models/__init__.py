@@ -3,6 +3,7 @@
 from common.models.auth import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily
 from common.models.category import Category, task_categories
 from common.models.jobs import IdempotencyKey, OutboxJob, SentEmail
+from common.models.mail_quota import MailQuota
 from common.models.task import Task, TaskPriority, TaskStatus
 from common.models.user import User
 
@@ -11,6 +12,7 @@ __all__ = [
     "ActionTokenPurpose",
     "Category",
     "IdempotencyKey",
+    "MailQuota",
     "OutboxJob",
     "RefreshToken",
     "RefreshTokenFamily",

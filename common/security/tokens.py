@@ -38,15 +38,21 @@ def issue_token(
     token_id: uuid.UUID | None = None,
     family_id: uuid.UUID | None = None,
     now: datetime | None = None,
+    not_after: datetime | None = None,
 ) -> tuple[str, TokenClaims]:
+    """A signed token of `token_type`, expiring after its TTL or at `not_after` (the end of
+    its session), whichever comes first."""
     issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
     ttl = settings.access_token_ttl if token_type == "access" else settings.refresh_token_ttl
+    expires_at = issued_at + timedelta(seconds=ttl)
+    if not_after is not None:
+        expires_at = min(expires_at, not_after.replace(microsecond=0))
     claims = TokenClaims(
         user_id=user_id,
         token_id=token_id or uuid.uuid4(),
         token_type=token_type,
         issued_at=issued_at,
-        expires_at=issued_at + timedelta(seconds=ttl),
+        expires_at=expires_at,
         family_id=family_id,
     )
     payload: dict[str, object] = {

@@ -7,55 +7,23 @@ login -> refresh -> the old refresh token is refused and its family revoked -> l
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from devstack.machine import free_port
+from tests.support.api_server import api_server as running_api_server
 from tests.support.smtp import MailCatcher, text_part
-from tests.support.worker import ROOT, WorkerProcess
+from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.worker
 
 
 @pytest.fixture
 def api_server(database: str, committed_data: None) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "api.server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        raise RuntimeError("uvicorn did not become ready")
-    yield base_url
-    process.terminate()
-    process.wait(15)
+    with running_api_server() as base_url:
+        yield base_url
 
 
 async def test_register_verify_login_refresh_reuse_logout(

@@ -7,17 +7,13 @@ are tested with a real worker and SMTP server in tests/worker and tests/e2e.
 
 from __future__ import annotations
 
-import base64
-import json
-import uuid
-
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from common.config import Settings
-from common.security.tokens import action_token_for
 from tests.support.factories import PASSWORD, login, register
+from tests.support.mail_jobs import PASSWORD_RESET, VERIFICATION, mailed_tokens
 
 VERIFY = "/api/v1/auth/verify-email"
 RESEND = "/api/v1/auth/resend-verification"
@@ -26,22 +22,12 @@ RESET = "/api/v1/auth/reset-password"
 NEW_PASSWORD = "Brand-New-Secret-7"
 
 
-async def _mailed_tokens(broker: Redis, settings: Settings, task: str) -> list[str]:
-    found = []
-    for raw in reversed(await broker.lrange("email", 0, -1)):
-        message = json.loads(raw)
-        if message["headers"]["task"] == task:
-            _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-            found.append(action_token_for(settings, uuid.UUID(kwargs["token_id"])))
-    return found
-
-
 async def _verification_token(broker: Redis, settings: Settings) -> str:
-    return (await _mailed_tokens(broker, settings, "taskpipe.email.send_verification"))[-1]
+    return (await mailed_tokens(broker, settings, VERIFICATION))[-1]
 
 
 async def _reset_token(broker: Redis, settings: Settings) -> str:
-    return (await _mailed_tokens(broker, settings, "taskpipe.email.send_password_reset"))[-1]
+    return (await mailed_tokens(broker, settings, PASSWORD_RESET))[-1]
 
 
 async def test_following_the_link_activates_the_account_once(

@@ -15,7 +15,7 @@ from common.db.uow import UnitOfWork
 from common.models import OutboxJob, Task, TaskStatus
 from common.reminders.service import claim_due_reminders
 from tests.support.factories import register
-from tests.support.rows import make_task, make_user
+from tests.support.rows import make_task, make_user, verify_address
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -117,6 +117,7 @@ async def test_moving_the_due_date_rearms_the_reminder(
     client: httpx.AsyncClient, session: AsyncSession, resources: Resources
 ) -> None:
     account = await register(client)
+    await verify_address(session, account)
     headers = account.headers
     due = datetime.now(UTC) + timedelta(days=2)
     created = await client.post(

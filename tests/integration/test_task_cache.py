@@ -15,13 +15,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.resources import Resources
-from common.auth.lockout import LoginLockout
-from common.auth.revocation import TokenRevocations
 from common.cache import ResponseCache, generation_key
-from common.idempotency import IdempotencyStore
-from common.ratelimit import RateLimiter
-from common.redis import create_redis
 from tests.support.factories import Account, register
+from tests.support.outage import without_redis
 from tests.support.tasks import (
     CATEGORIES,
     TASKS,
@@ -290,23 +286,10 @@ async def test_a_failed_invalidation_is_retried_before_the_cache_is_trusted_agai
 @pytest.fixture
 async def redis_down(app: FastAPI, test_resources: Resources) -> AsyncIterator[Resources]:
     """The app with every Redis client pointed at a port where nothing listens."""
-    dead_settings = test_resources.settings.model_copy(
-        update={"redis_url": "redis://127.0.0.1:1/0"}
-    )
-    dead = create_redis(dead_settings)
-    limiter = RateLimiter(dead, fail_open=True)
-    app.state.resources = dataclasses.replace(
-        test_resources,
-        redis=dead,
-        limiter=limiter,
-        lockout=LoginLockout(dead, limiter, dead_settings),
-        revocations=TokenRevocations(dead, dead_settings.access_token_ttl),
-        cache=ResponseCache(dead, ttl_seconds=60),
-        idempotency=IdempotencyStore(dead, ttl_seconds=60),
-    )
+    app.state.resources = without_redis(test_resources)
     yield app.state.resources
+    await app.state.resources.redis.aclose()
     app.state.resources = test_resources
-    await dead.aclose()
 
 
 async def test_reads_and_writes_work_from_postgresql_when_redis_is_down(

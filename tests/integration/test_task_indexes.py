@@ -150,7 +150,7 @@ FILTERS: dict[str, tuple[dict[str, Any], set[str]]] = {
         {"category_id": [str(CATEGORY)]},
         {"pk_task_categories", "ix_task_categories_category_id", "ix_tasks_user_live"},
     ),
-    "search": ({"q": "Needle 42"}, {"ix_tasks_search_trgm"}),
+    "search": ({"q": "Needle 42"}, {"ix_tasks_user_search"}),
     "overdue": ({"overdue": True}, {"ix_tasks_user_open_due"}),
 }
 SORTS = [

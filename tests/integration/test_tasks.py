@@ -155,7 +155,7 @@ async def test_an_empty_description_is_stored_as_none(client: httpx.AsyncClient)
         ({"title": "bell\x07"}, "title"),
         ({"title": "lone \ud800 surrogate"}, "title"),
         ({"title": "ok title", "description": "x" * 2001}, "description"),
-        ({"title": "ok title", "description": "x" * 500_000}, "description"),
+        ({"title": "ok title", "description": "x" * 20_000}, "description"),
         ({"title": "ok title", "description": "nul\x00"}, "description"),
         ({"title": "ok title", "description": 42}, "description"),
         ({"title": "ok title", "due_date": "2030-01-01T10:00:00"}, "due_date"),

@@ -48,3 +48,12 @@ async def register(
 
 async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
     return await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+async def refreshed(client: httpx.AsyncClient, refresh_token: str, times: int = 1) -> str:
+    """Rotate a session's refresh token `times` times; the newest refresh token."""
+    for _ in range(times):
+        response = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+        assert response.status_code == 200, response.text
+        refresh_token = response.json()["refresh_token"]
+    return refresh_token

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.models import Task, TaskPriority, TaskStatus, User
+from tests.support.factories import Account
 
 _counter = itertools.count(1)
 
@@ -19,6 +21,7 @@ async def make_user(
     reminder_minutes_before: int = 60,
     timezone: str = "UTC",
     email: str | None = None,
+    verified: bool = True,
 ) -> User:
     user = User(
         email=email or f"row{next(_counter)}-{uuid.uuid4().hex[:6]}@example.com",
@@ -26,6 +29,7 @@ async def make_user(
         full_name="Row User",
         reminder_minutes_before=reminder_minutes_before,
         timezone=timezone,
+        email_verified_at=datetime.now(UTC) if verified else None,
     )
     session.add(user)
     await session.flush()
@@ -53,3 +57,11 @@ async def make_task(
     session.add(task)
     await session.flush()
     return task
+
+
+async def verify_address(session: AsyncSession, account: Account) -> None:
+    """Mark an account registered through the API as verified (as following the link does)."""
+    await session.execute(
+        update(User).where(User.email == account.email).values(email_verified_at=datetime.now(UTC))
+    )
+    await session.flush()
