@@ -11,18 +11,7 @@ from .manifests import K8S_BASE, rendered
 # Stand-ins for real secrets, so that production validation can run on the rest of the config.
 REAL_LOOKING_JWT = "x" * 48
 REAL_LOOKING_PASSWORD = "not-the-development-password"
-
-# Settings agreed in CONTRACTS.md that the security branch adds to common.config; the deploy
-# files set them already. Once that branch is merged each is a field of Settings too.
-CONTRACT_SETTINGS = {
-    "TASKPIPE_SECURITY_REDIS_URL",
-    "TASKPIPE_METRICS_TOKEN",
-    "TASKPIPE_PUBLIC_DOCS",
-    "TASKPIPE_USER_RATE_LIMIT",
-    "TASKPIPE_USER_RATE_LIMIT_WINDOW_SECONDS",
-    "TASKPIPE_SESSION_MAX_DAYS",
-    "TASKPIPE_DB_STATEMENT_TIMEOUT_MS",
-}
+REAL_LOOKING_TOKEN = "t" * 32
 
 
 def settings_env_names() -> set[str]:
@@ -80,4 +69,6 @@ def settings_from(env: dict[str, str], *, fake_secrets: bool = True) -> Any:
     if fake_secrets:
         values["jwt_secret"] = REAL_LOOKING_JWT
         values["flower_password"] = REAL_LOOKING_PASSWORD
+        if "metrics_token" in values:
+            values["metrics_token"] = REAL_LOOKING_TOKEN
     return Isolated(**values)

@@ -13,7 +13,6 @@ from pydantic import SecretStr, ValidationError
 from .commands import runs_api, runs_flower
 from .compose_file import COMPOSE_FILE, compose, taskpipe_compose_services
 from .environment import (
-    CONTRACT_SETTINGS,
     compose_env,
     container_env,
     settings_env_names,
@@ -84,7 +83,7 @@ def _env_example_names() -> list[tuple[str, str]]:
 
 
 def test_every_taskpipe_variable_is_a_setting() -> None:
-    known = settings_env_names() | CONTRACT_SETTINGS
+    known = settings_env_names()
     used = _k8s_names() + _compose_names() + _env_example_names()
     assert any(name.startswith("TASKPIPE_") for _, name in used)
     unknown = sorted(

@@ -18,8 +18,9 @@ import pytest
 from api.resources import Resources
 from common.jobs import JobPublisher, create_producer
 from common.maintenance.outbox import relay_outbox
+from devstack.machine import free_port
 from tests.drills.harness import DRILL_ENV, REPORT
-from tests.support.smtp import SMTPServer, free_port
+from tests.support.smtp import SMTPServer
 
 pytestmark = pytest.mark.worker
 # Drills register many users from one address: the in-process app gets the drill limits too.

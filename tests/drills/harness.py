@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
+from devstack.machine import free_port
 from tests.support.factories import PASSWORD
-from tests.support.smtp import free_port
 from tests.support.worker import ROOT
 
 REPORT = ROOT / ".taskpipe" / "drills.jsonl"

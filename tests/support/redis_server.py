@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from tests.support.smtp import free_port
+from devstack.machine import free_port
 
 
 class RedisServer:

@@ -71,7 +71,10 @@ def test_the_servers_of_a_running_stack_are_found_through_its_state_file(
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) == {"queues", "unacknowledged", "outbox_pending"}
 
-    checked = taskpipe("check", env=bare_environment(TASKPIPE_STACK_FILE=str(stack_file)))
+    checked = taskpipe(
+        "check",
+        env=bare_environment(TASKPIPE_ENV="development", TASKPIPE_STACK_FILE=str(stack_file)),
+    )
     report = json.loads(checked.stdout)
     assert (report["database"], report["redis"]) == ("ok", "ok")
     assert report["connect"] == {
@@ -86,7 +89,10 @@ def test_a_state_file_left_by_a_dead_stack_is_ignored(tmp_path: Path) -> None:
         2**22 + 1,  # above the kernel's default pid_max: no such process
         {"TASKPIPE_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/never"},
     )
-    checked = taskpipe("check", env=bare_environment(TASKPIPE_STACK_FILE=str(stack_file)))
+    checked = taskpipe(
+        "check",
+        env=bare_environment(TASKPIPE_ENV="development", TASKPIPE_STACK_FILE=str(stack_file)),
+    )
     assert "Traceback" not in checked.stderr
     report = json.loads(checked.stdout)
     assert report["connect"]["psql"] == "psql postgresql://postgres@127.0.0.1:5432/taskpipe"

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.machine import free_port
 from tests.support.api_server import wait_until_ok
-from tests.support.smtp import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "ops", "flower-test-password-1"
