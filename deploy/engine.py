@@ -18,9 +18,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER_LOCAL_DIR = Path(os.environ.get("DOCKER_LOCAL_DIR", "/var/tmp/docker-local"))
-START_SCRIPT_CANDIDATES = (
-    ROOT.parent / "shared/tools/docker-local/start",  # CI: shared/ beside the clone
-    ROOT.parents[1] / "shared/tools/docker-local/start",  # a worktree under wt/
+START_SCRIPT_CANDIDATES = tuple(
+    Path(candidate)
+    for candidate in (
+        os.environ.get("TASKPIPE_DOCKER_START", ""),  # an explicit script wins
+        ROOT.parent / "shared/tools/docker-local/start",  # CI: shared/ beside the clone
+        ROOT.parents[1] / "shared/tools/docker-local/start",  # a worktree under wt/
+        "/work/shared/tools/docker-local/start",  # our machines' workplace
+    )
+    if candidate
 )
 
 
