@@ -157,10 +157,13 @@ async def test_a_worker_killed_between_smtp_and_the_record_resends_with_the_same
     try:
         copies = await asyncio.to_thread(mailbox.wait_for, account.email, 2, 30.0)
         assert copies[0]["Message-ID"] == copies[1]["Message-ID"]
-        async with resources.session_factory() as session:
-            (record,) = (await session.execute(select(SentEmail))).scalars().all()
-        assert record.sent_at is not None
-        assert record.attempts == 2
+
+        async def recorded() -> bool:  # SMTP's 250 comes a moment before the record's commit
+            async with resources.session_factory() as session:
+                (record,) = (await session.execute(select(SentEmail))).scalars().all()
+            return record.sent_at is not None and record.attempts == 2
+
+        await _wait(recorded, timeout=5)
         await asyncio.sleep(3)
         assert len(mailbox.to(account.email)) == 2  # one resend, and no more
     finally:
