@@ -142,22 +142,25 @@ async def _send(
     async with httpx.AsyncClient(
         verify=ssl_context, trust_env=False, follow_redirects=False, timeout=time_limit
     ) as client:
-        for index, address in enumerate(addresses):
+
+        async def post_to(address: IPAddress) -> DeliveryResult:
             url = httpx.URL(
                 scheme=target.scheme,
                 host=str(address),
                 port=target.port,
                 raw_path=target.target.encode("ascii"),
             )
+            async with client.stream(
+                "POST", url, content=body, headers=request_headers, extensions=extensions
+            ) as response:
+                return await _judge(response, str(address))
+
+        for address in addresses[:-1]:
             try:
-                async with client.stream(
-                    "POST", url, content=body, headers=request_headers, extensions=extensions
-                ) as response:
-                    return await _judge(response, str(address))
+                return await post_to(address)
             except httpx.ConnectError:
-                if index == len(addresses) - 1:
-                    raise
-    raise AssertionError("resolve_target gives at least one address")
+                continue
+        return await post_to(addresses[-1])
 
 
 async def _judge(response: httpx.Response, address: str) -> DeliveryResult:

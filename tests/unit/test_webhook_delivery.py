@@ -140,6 +140,7 @@ async def test_a_429_is_retryable_after_the_time_it_asks_for(
         Answer(503, {"Retry-After": in_two_minutes}),
         Answer(503, {"Retry-After": "Thursday, maybe"}),
         Answer(503, {"Retry-After": "Thu, 01 Jan 1970 00:00:00 GMT"}),
+        Answer(503, {"Retry-After": "Thu, 01 Jan 1970 00:00:00 -0000"}),  # no zone: UTC
     )
     rate_limited = await send(receiver.url(), secret)
     assert (rate_limited.status_code, rate_limited.retryable) == (429, True)
@@ -148,6 +149,7 @@ async def test_a_429_is_retryable_after_the_time_it_asks_for(
     assert dated.retry_after_seconds is not None
     assert 115 <= dated.retry_after_seconds <= 120
     assert (await send(receiver.url(), secret)).retry_after_seconds is None
+    assert (await send(receiver.url(), secret)).retry_after_seconds == 0
     assert (await send(receiver.url(), secret)).retry_after_seconds == 0
 
 

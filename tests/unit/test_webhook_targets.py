@@ -56,6 +56,7 @@ from tests.support.webhook_receiver import FakeDNS
         ("2001:db8::1", "a documentation address"),
         ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "a Teredo address"),
         ("100::1", "a discard-only address"),
+        ("2001:2::1", "not a public address"),  # benchmarking: IANA's registry, via is_global
         ("::7f00:1", "a deprecated IPv4-compatible address"),
         ("64:ff9b:1::a00:1", "a local-use NAT64 address"),
         ("::ffff:0:7f00:1", "an IPv4-translated address"),
