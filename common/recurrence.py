@@ -24,10 +24,11 @@ start whenever the rule itself changes.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Literal, NoReturn
 from zoneinfo import ZoneInfo
@@ -40,6 +41,12 @@ FIELD = "recurrence"
 SUPPORTED_PARTS = ("FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "COUNT", "UNTIL")
 MAX_RULE_LENGTH = 255
 MAX_COUNT = 10_000
+# dateutil walks a series from its start: this many occurrences (a daily series of about 270
+# years, some 0.1 s) is as far as one call walks.
+MAX_WALKED = 100_000
+# More than any change of UTC offset ever made (Samoa's 24 h in 2011): a wall time this much
+# before another is the earlier instant, whatever the offsets.
+_OFFSET_MARGIN = timedelta(days=2)
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 
@@ -239,7 +246,10 @@ def _wall_time(instant: datetime, zone: ZoneInfo) -> datetime:
     """The naive local wall time of an aware instant, in whole seconds as RRULEs count."""
     if instant.tzinfo is None:
         raise ValueError("expected a timezone-aware datetime")
-    return instant.astimezone(zone).replace(tzinfo=None, microsecond=0)
+    try:
+        return instant.astimezone(zone).replace(tzinfo=None, microsecond=0)
+    except OverflowError:
+        raise InvalidInput(f"{instant} is out of range in {zone.key}", field="due_date") from None
 
 
 def _expansion(rule: Rule, start: datetime) -> du.rrule:
@@ -263,8 +273,12 @@ def occurrences(rule: Rule, *, series_start: datetime, zone: ZoneInfo) -> Iterat
     A wall time that a gap of a day or more swallows (Samoa skipped 30 December 2011) lands on
     the next day's instant; it is yielded once.
     """
+    return _instants(rule, _expansion(rule, _wall_time(series_start, zone)), zone)
+
+
+def _instants(rule: Rule, walls: Iterable[datetime], zone: ZoneInfo) -> Iterator[datetime]:
     previous: datetime | None = None
-    for wall in _expansion(rule, _wall_time(series_start, zone)):
+    for wall in walls:
         instant = wall.replace(tzinfo=zone).astimezone(UTC)
         if isinstance(rule.until, datetime) and instant > rule.until:
             return
@@ -280,13 +294,27 @@ def next_occurrence(
 
     `after` is the due date of the occurrence being completed or skipped; it may have been moved
     by hand, and the next occurrence is then the first one after where it was moved to.
+    dateutil walks every occurrence from the series' start to get there, so a walk longer than
+    MAX_WALKED (a due date centuries away from its series' start) is refused, not taken.
     """
-    if after.tzinfo is None:
-        raise ValueError("expected a timezone-aware datetime")
-    return next(
-        (due for due in occurrences(rule, series_start=series_start, zone=zone) if due > after),
-        None,
-    )
+    earliest = _wall_time(after, zone)
+    with contextlib.suppress(OverflowError):  # within the calendar's first two days, keep it
+        earliest -= _OFFSET_MARGIN
+    walls = _expansion(rule, _wall_time(series_start, zone))
+    return next((due for due in _instants(rule, _from(walls, earliest), zone) if due > after), None)
+
+
+def _from(walls: Iterable[datetime], earliest: datetime) -> Iterator[datetime]:
+    """The wall times from `earliest` on, the ones before it skipped without a zone lookup."""
+    for walked, wall in enumerate(walls, start=1):
+        if walked > MAX_WALKED:
+            raise InvalidInput(
+                f"more than {MAX_WALKED} occurrences lie between the start of this series and "
+                "this due date; start a new series from a recent due date",
+                field="due_date",
+            )
+        if wall >= earliest:
+            yield wall
 
 
 def check_series(rule: Rule, *, series_start: datetime, zone: ZoneInfo, now: datetime) -> None:

@@ -165,6 +165,31 @@ def test_a_series_due_in_the_future_may_hold_a_single_occurrence() -> None:
     check_series(parse_rule("FREQ=DAILY;COUNT=1"), series_start=start, zone=BERLIN, now=earlier)
 
 
+def test_a_walk_of_centuries_is_refused_not_taken() -> None:
+    # dateutil walks from the series' start; a due date ~300 years on is refused, quickly.
+    rule = parse_rule("FREQ=DAILY")
+    start = local("1700-01-01 09:00", BERLIN)
+    with pytest.raises(InvalidInput, match="more than 100000 occurrences") as refused:
+        next_occurrence(
+            rule, series_start=start, after=local("2025-01-01 09:00", BERLIN), zone=BERLIN
+        )
+    assert refused.value.extra["errors"][0]["field"] == "due_date"
+    with pytest.raises(InvalidInput, match="more than 100000 occurrences"):
+        check_series(rule, series_start=start, zone=BERLIN, now=local("2025-01-01 09:00", BERLIN))
+
+
+def test_the_ends_of_the_calendar_give_answers_not_crashes() -> None:
+    rule = parse_rule("FREQ=DAILY")
+    start = local("2025-03-05 09:00", BERLIN)
+    dawn = datetime(1, 1, 1, tzinfo=UTC)
+    assert next_occurrence(rule, series_start=start, after=dawn, zone=BERLIN) == start
+    kiritimati = ZoneInfo("Pacific/Kiritimati")  # UTC+14
+    with pytest.raises(InvalidInput, match="out of range in Pacific/Kiritimati"):
+        next_occurrence(
+            rule, series_start=start, after=datetime(9999, 12, 31, 23, tzinfo=UTC), zone=kiritimati
+        )
+
+
 def test_naive_datetimes_are_a_programming_error() -> None:
     rule = parse_rule("FREQ=DAILY")
     aware = local("2025-03-05 09:00", BERLIN)
@@ -214,6 +239,16 @@ def test_a_wall_time_in_the_spring_gap_moves_forward_by_the_gap_that_day_only() 
         "2025-03-31 02:30+0200",
     ]
     assert walk("FREQ=DAILY", "2025-03-08 02:30", NEW_YORK, 2)[1] == "2025-03-09 03:30-0400"
+
+
+def test_the_shifted_occurrence_is_found_after_an_earlier_wall_time_with_a_later_offset() -> None:
+    # That day's 02:30 is 03:30 CEST (01:30 UTC). A due date moved to 03:10 CEST (01:10 UTC) is
+    # earlier, though its wall time is later than 02:30: the next occurrence is still 03:30.
+    rule = parse_rule("FREQ=DAILY")
+    start = local("2025-03-29 02:30", BERLIN)
+    moved = local("2025-03-30 03:10", BERLIN)
+    following = next_occurrence(rule, series_start=start, after=moved, zone=BERLIN)
+    assert following == datetime(2025, 3, 30, 1, 30, tzinfo=UTC)
 
 
 def test_a_wall_time_in_the_autumn_fold_is_its_first_instance() -> None:
