@@ -256,8 +256,8 @@ def configure(app: FastAPI, test_resources: Resources):  # type: ignore[no-untyp
     """Swap settings for one test: `configure(login_rate_limit=2)` (app state is per test)."""
     from api.resources import revocations_for
     from common.auth.lockout import LoginLockout
+    from common.auth.tokens import AccessTokenVerifier
     from common.ratelimit import RateLimiter
-    from common.security.tokens import AccessTokenVerifier
 
     def apply(**overrides: object) -> Settings:
         settings = test_resources.settings.model_copy(update=overrides)

@@ -68,3 +68,7 @@ class ActionToken(UUIDPrimaryKey, CreatedAt, Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+    def usable_at(self, now: datetime) -> bool:
+        """Not used yet (nor retired by a newer token) and not expired."""
+        return self.used_at is None and self.expires_at > now

@@ -32,6 +32,11 @@ class TaskStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+"""Still to do: what `overdue` means and what gets reminders."""
+_OPEN_SQL = "status IN (" + ", ".join(f"'{status.value}'" for status in OPEN_STATUSES) + ")"
+
+
 class TaskPriority(enum.StrEnum):
     LOW = "low"
     MEDIUM = "medium"
@@ -76,7 +81,7 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
             "user_id",
             "due_date",
             "id",
-            postgresql_where=text("deleted_at IS NULL AND status IN ('pending', 'in_progress')"),
+            postgresql_where=text(f"deleted_at IS NULL AND {_OPEN_SQL}"),
         ),
         # Search within one user's tasks (btree_gin lets a GIN index start with user_id):
         # its cost follows that user's data, never every tenant's.
@@ -92,7 +97,7 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
             "due_date",
             postgresql_where=text(
                 "reminder_sent_at IS NULL AND deleted_at IS NULL AND due_date IS NOT NULL"
-                " AND status IN ('pending', 'in_progress')"
+                f" AND {_OPEN_SQL}"
             ),
         ),
         Index("ix_tasks_deleted_at", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),

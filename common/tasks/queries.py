@@ -33,11 +33,10 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import BindParameter, ColumnClause, UnaryExpression
 
 from common.errors import InvalidInput
-from common.models import Task, TaskPriority, TaskStatus, task_categories
+from common.models import OPEN_STATUSES, Task, TaskPriority, TaskStatus, task_categories
 from common.tasks.views import VIEW_COLUMNS
 
 SORT_FIELDS = ("created_at", "updated_at", "due_date", "priority", "title", "status")
-OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
 MAX_FILTER_VALUES = 50
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

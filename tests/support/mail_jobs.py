@@ -8,8 +8,8 @@ import uuid
 
 from redis.asyncio import Redis
 
+from common.auth.tokens import action_token_for
 from common.config import Settings
-from common.security.tokens import action_token_for
 
 VERIFICATION = "taskpipe.email.send_verification"
 PASSWORD_RESET = "taskpipe.email.send_password_reset"
