@@ -8,7 +8,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.idempotency import IdempotencyStore
-from api.metrics import observe_pool
 from common.auth.lockout import LoginLockout
 from common.auth.revocation import TokenRevocations
 from common.auth.tokens import AccessTokenVerifier
@@ -52,7 +51,6 @@ class Resources:
     @classmethod
     def create(cls, settings: Settings) -> Resources:
         engine = create_engine(settings, statement_timeout_ms=settings.db_statement_timeout_ms)
-        observe_pool(engine, settings.db_pool_size + settings.db_max_overflow)
         redis = create_redis(settings)
         broker = (
             redis

@@ -71,7 +71,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from api.main import create_app  # noqa: E402
 from api.resources import Resources  # noqa: E402
 from common.config import Settings, get_settings  # noqa: E402
-from common.db.base import Base  # noqa: E402
+from common.models.base import Base  # noqa: E402
 from tests.support.smtp import MailCatcher  # noqa: E402
 from tests.support.worker import WorkerProcess  # noqa: E402
 

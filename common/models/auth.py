@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Enum, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db.base import Base, CreatedAt, UUIDPrimaryKey
+from common.models.base import Base, CreatedAt, UUIDPrimaryKey
 
 
 class RefreshTokenFamily(UUIDPrimaryKey, CreatedAt, Base):

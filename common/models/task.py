@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from common.db.base import Base, Timestamps, UUIDPrimaryKey
+from common.models.base import Base, Timestamps, UUIDPrimaryKey
 
 if TYPE_CHECKING:
     from common.models.category import Category
