@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     SmallInteger,
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from common.models.base import Base, Timestamps, UUIDPrimaryKey
+from common.models.base import Base, Timestamps, UUIDPrimaryKey, string_enum
 
 if TYPE_CHECKING:
     from common.models.category import Category
@@ -107,14 +106,7 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[TaskStatus] = mapped_column(
-        Enum(
-            TaskStatus,
-            name="task_status",
-            native_enum=False,
-            create_constraint=True,
-            length=20,
-            values_callable=lambda members: [m.value for m in members],
-        ),
+        string_enum(TaskStatus, "task_status", 20),
         server_default=TaskStatus.PENDING.value,
     )
     priority: Mapped[TaskPriority] = mapped_column(PriorityRank, server_default=text("2"))
