@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db.changes import DomainChange
+from common.db.outbox import OutboxRepository
 from common.errors import AppError
 from common.jobs import Job, JobPublisher
 from common.logging import get_logger, request_id_var
-from common.models import OutboxJob
 
 log = get_logger(__name__)
 
@@ -91,17 +90,7 @@ class UnitOfWork:
 
     def enqueue(self, task_name: str, queue: str, **kwargs: Any) -> Job:
         job = Job(task_name=task_name, queue=queue, kwargs=kwargs, request_id=request_id_var.get())
-        self.session.add(
-            OutboxJob(
-                id=job.id,
-                task_name=job.task_name,
-                queue=job.queue,
-                kwargs=job.kwargs,
-                request_id=job.request_id,
-                due_at=func.now() + self._publisher.redeliver_after,
-                publish_count=1,
-            )
-        )
+        OutboxRepository(self.session).add(job, redeliver_after=self._publisher.redeliver_after)
         self._jobs.append(job)
         return job
 
@@ -151,11 +140,7 @@ class UnitOfWork:
         sent = set(await self._publisher.publish_many_async(jobs))
         unsent = [job.id for job in jobs if job.id not in sent]
         if unsent:
-            await self.session.execute(
-                update(OutboxJob)
-                .where(OutboxJob.id.in_(unsent))
-                .values(due_at=func.now(), publish_count=0)
-            )
+            await OutboxRepository(self.session).due_now(unsent)
             await self.session.commit()
 
 
