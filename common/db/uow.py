@@ -77,12 +77,13 @@ class UnitOfWork:
         await self.end(error)
 
     async def end(self, error: BaseException | None) -> None:
-        """Commit, or roll back if `error` ended the work; close the session either way."""
+        """Commit, unless `error` ended the work: then drop what was registered. Closing the
+        session rolls back whatever is left (an error while doing so cannot hide `error`)."""
         try:
             if error is None or (isinstance(error, AppError) and error.keeps_changes):
                 await self.commit()
             else:
-                await self.rollback()
+                self._forget()
         finally:
             await self.session.close()
 
@@ -115,8 +116,9 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         changes, self._changes = self._changes, []
-        for write_with in self._subscribers.in_transaction:
-            await write_with(self, changes)
+        if changes:
+            for write_with in self._subscribers.in_transaction:
+                await write_with(self, changes)
         await self.session.commit()
         jobs, self._jobs = self._jobs, []
         actions, self._after_commit = self._after_commit, []
@@ -128,10 +130,13 @@ class UnitOfWork:
             await _never_raising(action(), "after_commit_action_failed")
 
     async def rollback(self) -> None:
+        self._forget()
+        await self.session.rollback()
+
+    def _forget(self) -> None:
         self._jobs.clear()
         self._changes.clear()
         self._after_commit.clear()
-        await self.session.rollback()
 
     async def _publish(self, jobs: Sequence[Job]) -> None:
         """Publish the committed jobs; what the broker refused is due for the relay now."""
