@@ -47,9 +47,10 @@ run: .venv/.synced-run ## API :8000, worker, beat, Flower :5555, mail catcher :1
 migrate: install ## apply migrations to the configured database
 	$(DEVSTACK) --migrate -- true
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check; import rules (.importlinter)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	.venv/bin/lint-imports --no-cache
 
 format: install ## apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,13 +10,14 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.boundary import open_unit_of_work
 from api.middleware import RATE_LIMIT_STATE
 from api.resources import Resources
 from common.auth.service import AuthService
+from common.auth.tokens import TokenClaims
 from common.db.uow import UnitOfWork
 from common.errors import RateLimited, ServiceUnavailable, Unauthorized
 from common.security.network import rate_limit_key
-from common.security.tokens import TokenClaims
 
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in a thread pool,
@@ -30,11 +30,9 @@ async def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-async def get_uow(resources: ResourcesDep) -> AsyncIterator[UnitOfWork]:
-    """One session per request. Routes commit explicitly before answering; anything left
-    uncommitted (an error, a read-only request) is rolled back when the session closes."""
-    async with resources.session_factory() as session:
-        yield UnitOfWork(session, resources.publisher)
+async def get_uow(request: Request, resources: ResourcesDep) -> UnitOfWork:
+    """The request's one unit of work (routes of `api.boundary.UnitOfWorkRoute` end it)."""
+    return open_unit_of_work(request, resources)
 
 
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_uow)]

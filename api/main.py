@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.metrics import observe_pool
 from api.middleware import MetricsGate, RequestContextMiddleware
 from api.problems import Problem, problem_responses
 from api.resources import Resources
@@ -45,6 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, "resources", None) is None:
             app.state.resources = Resources.create(settings)
+            observe_pool(
+                app.state.resources.engine, settings.db_pool_size + settings.db_max_overflow
+            )
         # Everything built so far lives as long as the process: keep it out of the garbage
         # collector's full scans, which would otherwise walk it again and again under load.
         # A request allocates thousands of short-lived objects; collecting the youngest

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api.metrics import observe_pool
+from api.idempotency import IdempotencyStore
 from common.auth.lockout import LoginLockout
 from common.auth.revocation import TokenRevocations
+from common.auth.tokens import AccessTokenVerifier
 from common.cache import ResponseCache
 from common.config import Settings
 from common.db.session import (
@@ -18,12 +19,12 @@ from common.db.session import (
     create_engine,
     create_session_factory,
 )
-from common.idempotency import IdempotencyStore
+from common.db.uow import Subscribers, UnitOfWork
 from common.jobs import JobPublisher, create_producer
 from common.ratelimit import RateLimiter
 from common.redis import create_redis
 from common.security.passwords import PasswordHasher
-from common.security.tokens import AccessTokenVerifier
+from common.subscribers import change_subscribers
 
 
 @dataclass
@@ -44,12 +45,12 @@ class Resources:
     access_tokens: AccessTokenVerifier
     publisher: JobPublisher
     cache: ResponseCache
+    subscribers: Subscribers
     idempotency: IdempotencyStore
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
         engine = create_engine(settings, statement_timeout_ms=settings.db_statement_timeout_ms)
-        observe_pool(engine, settings.db_pool_size + settings.db_max_overflow)
         redis = create_redis(settings)
         broker = (
             redis
@@ -61,6 +62,11 @@ class Resources:
             redis
             if settings.security_store_url == settings.redis_url
             else create_redis(settings, settings.security_store_url)
+        )
+        cache = ResponseCache(
+            redis,
+            ttl_seconds=settings.cache_ttl_seconds,
+            max_entry_bytes=settings.cache_max_entry_bytes,
         )
         return cls(
             settings=settings,
@@ -78,13 +84,14 @@ class Resources:
             revocations=revocations_for(security, settings),
             access_tokens=AccessTokenVerifier(settings),
             publisher=JobPublisher(create_producer(settings)),
-            cache=ResponseCache(
-                redis,
-                ttl_seconds=settings.cache_ttl_seconds,
-                max_entry_bytes=settings.cache_max_entry_bytes,
-            ),
+            cache=cache,
+            subscribers=change_subscribers(cache),
             idempotency=IdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds),
         )
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work on its own session (`async with` ends it)."""
+        return UnitOfWork(self.session_factory(), self.publisher, self.subscribers)
 
     async def close(self) -> None:
         self.hasher.shutdown()

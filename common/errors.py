@@ -11,6 +11,9 @@ class AppError(Exception):
     status: int = 400
     code: str = "bad-request"
     title: str = "Bad request"
+    keeps_changes: bool = False
+    """True for a refusal whose bookkeeping must stay (a reused refresh token ends its session,
+    then answers 401): the unit of work commits before the error is answered."""
 
     def __init__(
         self,
@@ -45,12 +48,6 @@ class Unauthorized(AppError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-class InvalidCredentials(AppError):
-    status = 401
-    code = "invalid-credentials"
-    title = "Invalid email or password"
-
-
 class NotFound(AppError):
     status = 404
     code = "not-found"
@@ -61,11 +58,6 @@ class Conflict(AppError):
     status = 409
     code = "conflict"
     title = "Conflict"
-
-
-class EmailAlreadyRegistered(Conflict):
-    code = "email-already-registered"
-    title = "Email already registered"
 
 
 class VersionConflict(Conflict):
@@ -83,18 +75,6 @@ class PreconditionFailed(AppError):
     status = 412
     code = "precondition-failed"
     title = "Precondition failed"
-
-
-class AccountLocked(AppError):
-    status = 423
-    code = "account-locked"
-    title = "Account temporarily locked"
-
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(
-            "Too many failed logins; try again later",
-            headers={"Retry-After": str(retry_after_seconds)},
-        )
 
 
 class RateLimited(AppError):

@@ -52,6 +52,15 @@ class Job:
     """Carried into the message, so a retry handed back to the outbox keeps its count."""
 
 
+def request_id_of(request: Any) -> str | None:
+    """The API request id travelling in a job's message headers (set by `JobPublisher`), from
+    Celery's request of the running task."""
+    found = getattr(request, "request_id", None)
+    if found is None:
+        found = (getattr(request, "headers", None) or {}).get("request_id")
+    return found if isinstance(found, str) else None
+
+
 def create_producer(settings: Settings) -> Celery:
     """A Celery app used only to publish by name (the worker builds its own, full app)."""
     app = Celery("taskpipe-producer", broker=settings.celery_broker_url)

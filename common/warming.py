@@ -7,46 +7,47 @@ Idempotent and bounded: each warm is at most two reads, and a part that is alrea
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy import select
 
 from common.cache import ResponseCache
 from common.categories.service import CategoryService
 from common.db.session import session_reads
 from common.db.uow import UnitOfWork
-from common.models import User
+from common.logging import get_logger
 from common.tasks.queries import TaskListQuery
 from common.tasks.reader import TaskReader
+from common.users.repository import UserRepository
+
+log = get_logger(__name__)
 
 ACTIVE_WINDOW = timedelta(hours=1)
 MAX_USERS_PER_RUN = 500
 
 
-@dataclass(frozen=True, slots=True)
-class WarmResult:
-    user_id: uuid.UUID
-    exists: bool
+class CacheWarmer:
+    def __init__(self, uow: UnitOfWork, cache: ResponseCache) -> None:
+        self._uow = uow
+        self._cache = cache
+        self._users = UserRepository(uow.session)
 
+    async def warm(self, user_id: uuid.UUID) -> bool:
+        """Fill the default first page (`GET /api/v1/tasks`) and the category list; False
+        when the user no longer exists."""
+        if await self._users.get(user_id) is None:
+            return False
+        await TaskReader(session_reads(self._uow.session), self._cache).list_json(
+            user_id, TaskListQuery()
+        )
+        await CategoryService(self._uow, self._cache).list_json(user_id)
+        return True
 
-async def warm_user(uow: UnitOfWork, cache: ResponseCache, user_id: uuid.UUID) -> WarmResult:
-    """Fill the default first page (`GET /api/v1/tasks`) and the category list."""
-    if await uow.session.get(User, user_id) is None:
-        return WarmResult(user_id, exists=False)
-    await TaskReader(session_reads(uow.session), cache).list_json(user_id, TaskListQuery())
-    await CategoryService(uow, cache).list_json(user_id)
-    return WarmResult(user_id, exists=True)
-
-
-async def recently_active_users(
-    uow: UnitOfWork, now: datetime, *, limit: int = MAX_USERS_PER_RUN
-) -> list[uuid.UUID]:
-    """Users seen (logged in) within the last hour, most recent first, at most `limit`."""
-    rows = await uow.session.execute(
-        select(User.id)
-        .where(User.last_seen_at >= now - ACTIVE_WINDOW)
-        .order_by(User.last_seen_at.desc())
-        .limit(limit)
-    )
-    return list(rows.scalars())
+    async def warm_recently_active(
+        self, now: datetime, *, limit: int = MAX_USERS_PER_RUN
+    ) -> list[uuid.UUID]:
+        """Warm the users seen (logged in) within the last hour, most recent first, at most
+        `limit` of them; returns who was warmed."""
+        user_ids = await self._users.seen_since(now - ACTIVE_WINDOW, limit=limit)
+        for user_id in user_ids:
+            await self.warm(user_id)
+        log.info("cache_warmed", users=len(user_ids))
+        return user_ids

@@ -41,8 +41,8 @@ import bcrypt
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from common.auth.tokens import hash_token, issue_token
 from common.config import Settings, get_settings
-from common.security.tokens import hash_token, issue_token
 from loadtests.accounts import Account, credentials_path, write_accounts
 from loadtests.content import CATEGORIES, task_description, task_title
 

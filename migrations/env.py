@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import common.models  # noqa: F401  (registers every table on Base.metadata)
 from common.config import get_settings
-from common.db.base import Base
+from common.models.base import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -71,7 +71,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from api.main import create_app  # noqa: E402
 from api.resources import Resources  # noqa: E402
 from common.config import Settings, get_settings  # noqa: E402
-from common.db.base import Base  # noqa: E402
+from common.models.base import Base  # noqa: E402
 from tests.support.smtp import MailCatcher  # noqa: E402
 from tests.support.worker import WorkerProcess  # noqa: E402
 
@@ -256,8 +256,8 @@ def configure(app: FastAPI, test_resources: Resources):  # type: ignore[no-untyp
     """Swap settings for one test: `configure(login_rate_limit=2)` (app state is per test)."""
     from api.resources import revocations_for
     from common.auth.lockout import LoginLockout
+    from common.auth.tokens import AccessTokenVerifier
     from common.ratelimit import RateLimiter
-    from common.security.tokens import AccessTokenVerifier
 
     def apply(**overrides: object) -> Settings:
         settings = test_resources.settings.model_copy(update=overrides)

@@ -15,8 +15,10 @@ from celery.schedules import crontab
 from kombu import Exchange
 from kombu import Queue as KombuQueue
 
+import worker.jobmetrics  # noqa: F401  (job outcomes by task, for /metrics)
 from common.config import get_settings
 from common.jobs import JobName, Queue
+from worker.signals import WorkerHeartbeat  # and logging and request id wiring
 
 settings = get_settings()
 
@@ -62,7 +64,5 @@ app.conf.update(
     timezone="UTC",
     enable_utc=True,
 )
+app.steps["worker"].add(WorkerHeartbeat)
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
-
-import worker.jobmetrics  # noqa: E402  (job outcomes by task, for /metrics)
-import worker.signals  # noqa: E402,F401  (logging, request id and heartbeat wiring)

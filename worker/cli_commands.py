@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
 
 from common.config import Settings
-from common.jobs import JobName, JobPublisher, Queue
+from common.jobs import JobName, Queue
 from common.maintenance.outbox import relay_outbox
-from common.models import OutboxJob, User
+from common.models import OutboxJob
 from common.security.passwords import PasswordHasher, password_problems
+from common.users.errors import EmailAlreadyRegistered
+from common.users.service import UserService
 from worker.app import app
 from worker.runtime import WorkerRuntime, run
 from worker.tasks.cache import warm_active
@@ -30,10 +31,7 @@ from worker.tasks.reminders import scan
 JOBS: dict[str, tuple[str, Callable[[WorkerRuntime, datetime], Any]]] = {
     "purge": (JobName.PURGE_DELETED, lambda rt, now: purge(rt, now)),
     "reminders": (JobName.SCAN_DUE_REMINDERS, lambda rt, now: scan(rt, now)),
-    "relay": (
-        JobName.RELAY_OUTBOX,
-        lambda rt, now: relay_outbox(rt.session_factory, JobPublisher(app)),
-    ),
+    "relay": (JobName.RELAY_OUTBOX, lambda rt, now: relay_outbox(rt.session_factory, rt.publisher)),
     "warm": (JobName.WARM_ACTIVE_USERS, lambda rt, now: warm_active(rt, now)),
 }
 
@@ -64,8 +62,7 @@ def run_job(name: str, now: datetime, *, enqueue: bool) -> dict[str, Any]:
     async def execute(runtime: WorkerRuntime) -> Any:
         return await job(runtime, now)
 
-    outcome = run(execute)
-    return {"job": name, "result": getattr(outcome, "deleted", outcome)}
+    return {"job": name, "result": run(execute)}
 
 
 def queue_depths() -> dict[str, Any]:
@@ -90,28 +87,25 @@ def create_user(email: str, name: str, password: str, *, verified: bool) -> dict
     if problem:
         raise WeakPassword(problem)
 
-    async def insert(runtime: WorkerRuntime) -> User:
+    async def insert(runtime: WorkerRuntime) -> dict[str, Any]:
         hasher = PasswordHasher(runtime.settings.bcrypt_rounds, 1)
         try:
             password_hash = await hasher.hash(password)
         finally:
             hasher.shutdown()
-        user = User(
-            email=email.lower(),
-            password_hash=password_hash,
-            full_name=name,
-            email_verified_at=datetime.now(UTC) if verified else None,
-        )
-        async with runtime.session_factory() as session:
-            session.add(user)
-            await session.commit()
-        return user
+        async with runtime.unit_of_work() as uow:
+            user = await UserService(uow).create(
+                email=email,
+                full_name=name,
+                password_hash=password_hash,
+                verified_at=datetime.now(UTC) if verified else None,
+            )
+        return {"id": user.id, "email": user.email, "verified": verified}
 
     try:
-        user = run(insert)
-    except IntegrityError as exc:
+        return run(insert)
+    except EmailAlreadyRegistered as exc:
         raise DuplicateAccount(f"an account with {email} already exists") from exc
-    return {"id": user.id, "email": user.email, "verified": verified}
 
 
 def connect_commands(settings: Settings) -> dict[str, str]:

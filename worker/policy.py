@@ -29,6 +29,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
 
 from common.db.errors import database_unavailable
+from common.jobs import request_id_of
 from common.logging import get_logger
 from common.models import OutboxJob
 from worker.app import app
@@ -97,14 +98,6 @@ def job(
         )(task)
 
     return register
-
-
-def request_id_of(request: Any) -> str | None:
-    """The API request id travelling in the message headers (set by `JobPublisher`)."""
-    found = getattr(request, "request_id", None)
-    if found is None:
-        found = (getattr(request, "headers", None) or {}).get("request_id")
-    return found if isinstance(found, str) else None
 
 
 def _retry_later(task: Task[Any, Any], policy: RetryPolicy, exc: Exception) -> None:

@@ -1,4 +1,5 @@
-"""One event loop, one async engine and one Redis client per worker process.
+"""One event loop, one async engine, one Redis client and one job publisher per worker
+process, and the unit of work every job runs in.
 
 Celery tasks are sync functions. Running each task's coroutine with `asyncio.run` against a
 global engine fails ("attached to a different loop"), so each process keeps its own loop and
@@ -14,12 +15,18 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from celery.signals import worker_process_shutdown
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from common.cache import ResponseCache
 from common.config import Settings, get_settings
 from common.db.session import create_engine, create_session_factory
+from common.db.uow import Subscribers, UnitOfWork
+from common.jobs import JobPublisher
 from common.redis import create_redis
+from common.subscribers import change_subscribers
+from worker.app import app
 
 T = TypeVar("T")
 
@@ -32,6 +39,9 @@ class WorkerRuntime:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     redis: Redis
+    publisher: JobPublisher
+    cache: ResponseCache
+    subscribers: Subscribers
 
     @classmethod
     def create(cls) -> WorkerRuntime:
@@ -40,14 +50,24 @@ class WorkerRuntime:
         # A job is worth a round trip more: pre-ping hands it a live connection after
         # PostgreSQL dropped the pooled ones (a restart, a failover, pg_terminate_backend).
         engine = create_engine(settings, pool_size=2, pre_ping=True)
+        redis = create_redis(settings)
+        cache = ResponseCache(redis, ttl_seconds=settings.cache_ttl_seconds)
         return cls(
             pid=os.getpid(),
             settings=settings,
             loop=loop,
             engine=engine,
             session_factory=create_session_factory(engine),
-            redis=create_redis(settings),
+            redis=redis,
+            publisher=JobPublisher(app),
+            cache=cache,
+            subscribers=change_subscribers(cache),
         )
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A job's one unit of work: `async with runtime.unit_of_work() as uow:` commits
+        when the block succeeds, then publishes the jobs it enqueued."""
+        return UnitOfWork(self.session_factory(), self.publisher, self.subscribers)
 
     def close(self) -> None:
         async def dispose() -> None:
@@ -87,7 +107,8 @@ def run(job: Callable[[WorkerRuntime], Coroutine[Any, Any, T]]) -> T:
         raise
 
 
-def shutdown_runtime() -> None:
+@worker_process_shutdown.connect
+def shutdown_runtime(**_: Any) -> None:
     global _runtime
     if _runtime is not None and _runtime.pid == os.getpid():
         _runtime.close()

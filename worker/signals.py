@@ -1,4 +1,7 @@
-"""Celery signal wiring: JSON logging, the request id in every job log line, heartbeats."""
+"""Celery signal wiring: JSON logging, the request id in every job log line, heartbeats.
+
+It imports nothing of the Celery app: `worker.app` imports this module and adds the heartbeat
+step (the process's runtime disposes of itself: `worker.runtime`)."""
 
 from __future__ import annotations
 
@@ -6,14 +9,12 @@ from typing import Any
 
 import structlog
 from celery import bootsteps
-from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_shutdown
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 from common.config import get_settings
+from common.jobs import request_id_of
 from common.logging import configure_logging, request_id_var
-from worker.app import app
 from worker.heartbeat import WORKER_BEAT_INTERVAL_SECONDS, touch
-from worker.policy import request_id_of
-from worker.runtime import shutdown_runtime
 
 
 @setup_logging.connect
@@ -35,11 +36,6 @@ def _clear_job_context(**_: Any) -> None:
     structlog.contextvars.clear_contextvars()
 
 
-@worker_process_shutdown.connect
-def _dispose_runtime(**_: Any) -> None:
-    shutdown_runtime()
-
-
 class WorkerHeartbeat(bootsteps.StartStopStep):
     """Touches the worker heartbeat file from the consumer's own timer: if the worker's
     main loop hangs, the file goes stale and the liveness probe restarts the pod."""
@@ -55,6 +51,3 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
     def stop(self, worker: Any) -> None:
         if getattr(self, "_tref", None) is not None:
             self._tref.cancel()
-
-
-app.steps["worker"].add(WorkerHeartbeat)

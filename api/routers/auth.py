@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Request, status
 from starlette.responses import Response
 
+from api.boundary import UnitOfWorkRoute
 from api.deps import (
     AuthServiceDep,
     BearerCredentials,
@@ -32,12 +33,11 @@ from api.schemas.auth import (
 )
 from api.schemas.users import UserOut
 from common.auth.service import AuthService, TokenPair
-from common.db.uow import UnitOfWork
 from common.errors import InvalidInput
 from common.logging import get_logger
 
 log = get_logger(__name__)
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=UnitOfWorkRoute)
 
 MAIL_ON_ITS_WAY = "If the address belongs to an account, a mail is on its way"
 UNVERIFIED_ACCOUNTS = (
@@ -66,8 +66,8 @@ async def _after_response(
     """Work that must not show in the response time: whether the address has an account
     changes what happens (a token, a mail job), so it happens after the answer was sent."""
     try:
-        async with resources.session_factory() as session:
-            await action(auth_service(UnitOfWork(session, resources.publisher), resources), email)
+        async with resources.unit_of_work() as uow:
+            await action(auth_service(uow, resources), email)
     except Exception:  # nobody is waiting for this answer any more: log it
         log.exception("mail_request_failed", action=action.__name__)
 

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Path
 from fastapi import status as http
 from starlette.responses import Response
 
+from api.boundary import UnitOfWorkRoute
 from api.deps import CurrentPrincipal, ResourcesDep, UnitOfWorkDep
 from api.http_cache import documented_problems, json_response
 from api.schemas.categories import CategoryCreate, CategoryList, CategoryOut, CategoryUpdate
 from common.categories.schemas import render_category
 from common.categories.service import CategoryService
 
-router = APIRouter(prefix="/api/v1/categories", tags=["categories"])
+router = APIRouter(prefix="/api/v1/categories", tags=["categories"], route_class=UnitOfWorkRoute)
 
 NOT_YOURS = "Another user's category answers 404, exactly like a missing one."
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi import status as http
 from starlette.responses import Response
 
+from api.boundary import UnitOfWorkRoute
 from api.deps import CurrentPrincipal, ResourcesDep, UnitOfWorkDep
 from api.http_cache import (
     ETAG_HEADER,
@@ -20,20 +21,19 @@ from api.http_cache import (
     match,
 )
 from api.schemas.tasks import QueryDateTime, TaskCreate, TaskOut, TaskPage, TaskUpdate
-from common.idempotency import StoredResponse, fingerprint, validate_key
 from common.tasks.errors import PreconditionRequired
 from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
 from common.tasks.reader import TaskReader
 from common.tasks.service import NewTask, Precondition, TaskService
-from common.tasks.views import TaskRow, render_task
+from common.tasks.views import render_task
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], route_class=UnitOfWorkRoute)
 
 NOT_YOURS = "Another user's task answers 404, exactly like a missing or deleted one."
 
 
-async def get_task_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> TaskService:
-    return TaskService(uow, resources.cache)
+async def get_task_service(uow: UnitOfWorkDep) -> TaskService:
+    return TaskService(uow)
 
 
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
@@ -97,41 +97,17 @@ async def create_task(
         ),
     ] = None,
 ) -> Response:
-    if idempotency_key is None:
+    async def create() -> Response:
         task = await tasks.create(principal.user_id, NewTask(**body.model_dump()))
-        return _created(render_task(task), task.id)
-    store = resources.idempotency
-    request = fingerprint("POST /api/v1/tasks", body.model_dump(mode="json", exclude_unset=True))
-    claim = await store.begin(
-        uow.session, principal.user_id, validate_key(idempotency_key), request
-    )
-    if isinstance(claim, StoredResponse):
-        return _replay(claim)
-    first: list[StoredResponse] = []
+        return json_response(
+            render_task(task),
+            status_code=http.HTTP_201_CREATED,
+            headers={"Location": _location(task.id)},
+        )
 
-    async def record(task: TaskRow) -> None:
-        first.append(_stored(_created(render_task(task), task.id)))
-        await store.record(uow.session, claim, first[0])
-
-    task = await tasks.create(principal.user_id, NewTask(**body.model_dump()), before_commit=record)
-    await store.remember(claim, first[0])
-    return _created(render_task(task), task.id)
-
-
-def _stored(response: Response) -> StoredResponse:
-    """The complete response for replays (the length is recomputed when sent)."""
-    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-    return StoredResponse(response.status_code, bytes(response.body), headers)
-
-
-def _replay(stored: StoredResponse) -> Response:
-    headers = {**stored.headers, "Idempotent-Replayed": "true"}
-    return Response(stored.body, status_code=stored.status, headers=headers)
-
-
-def _created(body: bytes, task_id: uuid.UUID) -> Response:
-    return json_response(
-        body, status_code=http.HTTP_201_CREATED, headers={"Location": _location(task_id)}
+    request = ["POST /api/v1/tasks", body.model_dump(mode="json", exclude_unset=True)]
+    return await resources.idempotency.respond(
+        uow, principal.user_id, idempotency_key, request, create
     )
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.boundary import UnitOfWorkRoute
 from api.deps import CurrentPrincipal, UnitOfWorkDep
 from api.problems import problem_responses
 from api.schemas.users import UserOut, UserUpdate
 from common.users.service import UserService
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=UnitOfWorkRoute)
 
 
 @router.get("/me", summary="Your profile", responses=problem_responses(401))

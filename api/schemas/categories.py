@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, field_validator
 
-from api.schemas.base import RequestModel, not_null, single_line
+from api.schemas.base import RequestModel, not_null
 from common.categories.schemas import CategoryList, CategoryOut
+from common.models.text import single_line
 
 __all__ = ["CategoryCreate", "CategoryList", "CategoryOut", "CategoryUpdate"]
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, field_validator
 
-from api.schemas.base import RequestModel, multi_line, not_null, single_line
+from api.schemas.base import RequestModel, not_null
 from common.models import TaskPriority, TaskStatus
+from common.models.text import multi_line, single_line
 from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage
 
 __all__ = [

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, EmailStr, Field
 
-from api.schemas.base import RequestModel, ResponseModel, single_line
+from api.schemas.base import RequestModel, ResponseModel
+from common.models.text import single_line
 
 
 def _strip(value: object) -> object:

@@ -24,8 +24,9 @@ from typing import NoReturn
 
 from redis.asyncio import Redis
 
+from common.auth.errors import AccountLocked
 from common.config import Settings
-from common.errors import AccountLocked, ServiceUnavailable
+from common.errors import ServiceUnavailable
 from common.logging import get_logger
 from common.metrics import REDIS_FAILURES
 from common.redis import REDIS_ERRORS

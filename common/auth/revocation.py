@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from common.auth.tokens import TokenClaims
 from common.logging import get_logger
 from common.metrics import RATE_LIMIT_REJECTIONS, REDIS_FAILURES
 from common.ratelimit import RateLimitResult
 from common.redis import REDIS_ERRORS
-from common.security.tokens import TokenClaims
 
 log = get_logger(__name__)
 

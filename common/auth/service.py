@@ -1,4 +1,9 @@
-"""Registration, login, token rotation, email verification and password reset."""
+"""Registration, login, token rotation, email verification and password reset.
+
+Like every service it flushes, and registers what must follow the commit; the request's unit
+of work commits. It ends a transaction early only with `release_connection()`, before a
+password hash.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
+from common.auth.errors import InvalidCredentials, RefreshTokenReused
+from common.auth.links import ActionLinks
 from common.auth.lockout import LoginLockout
 from common.auth.repository import AuthRepository
 from common.auth.revocation import TokenRevocations
+from common.auth.tokens import TokenClaims, TokenType, decode_token, hash_token, issue_token
 from common.config import Settings
 from common.db.uow import UnitOfWork
-from common.errors import (
-    EmailAlreadyRegistered,
-    InvalidCredentials,
-    InvalidInput,
-    RateLimited,
-    ServiceUnavailable,
-    Unauthorized,
-)
+from common.errors import RateLimited, ServiceUnavailable, Unauthorized
 from common.jobs import JobName, Queue
 from common.logging import get_logger
-from common.models import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily, User
+from common.models import ActionTokenPurpose, RefreshToken, RefreshTokenFamily, User
 from common.ratelimit import RateLimiter
-from common.security.mail_quota import MailKind, reserve_mails
 from common.security.passwords import PasswordHasher
-from common.security.tokens import (
-    TokenClaims,
-    TokenType,
-    action_token_for,
-    decode_token,
-    hash_token,
-    issue_token,
-)
 from common.users.repository import UserRepository
+from common.users.service import UserService
 
 log = get_logger(__name__)
 
@@ -72,6 +63,7 @@ class AuthService:
         self._revocations = revocations
         self._users = UserRepository(uow.session)
         self._tokens = AuthRepository(uow.session)
+        self._links = ActionLinks(uow, settings)
 
     async def register(
         self, *, email: str, password: str, full_name: str, client_ip: str
@@ -83,16 +75,11 @@ class AuthService:
             self._settings.register_rate_window_seconds,
         )
         password_hash = await self._hasher.hash(password)
-        user = User(email=email.lower(), password_hash=password_hash, full_name=full_name)
-        self._users.add(user)
-        try:
-            await self._uow.session.flush()
-        except IntegrityError as exc:
-            await self._uow.rollback()
-            raise EmailAlreadyRegistered("An account with this email already exists") from exc
-        await self._create_action_token(user, ActionTokenPurpose.VERIFY_EMAIL)
+        user = await UserService(self._uow).create(
+            email=email, full_name=full_name, password_hash=password_hash
+        )
+        await self._links.issue(user, ActionTokenPurpose.VERIFY_EMAIL)
         tokens = await self._start_session(user.id)
-        await self._uow.commit()
         await self._uow.session.refresh(user)
         log.info("user_registered", user_id=str(user.id))
         return Registration(user=user, tokens=tokens)
@@ -111,7 +98,7 @@ class AuthService:
         try:
             user = await self._users.get_by_email(email)
             # Release the connection before the slow hash: a login burst must not drain the pool.
-            await self._uow.session.commit()
+            await self._uow.release_connection()
             verified = await self._hasher.verify(password, user.password_hash if user else None)
         except Exception:  # too busy to hash, or the database failed: no password was checked
             await self._lockout.withdraw(attempt)
@@ -125,7 +112,6 @@ class AuthService:
         tokens = await self._start_session(user.id)
         # The client's next move is almost always the task list: have it ready.
         self._uow.enqueue(JobName.WARM_USER_CACHE, Queue.CACHE, user_id=str(user.id))
-        await self._uow.commit()
         log.info("login_succeeded", user_id=str(user.id))
         return user, tokens
 
@@ -150,22 +136,18 @@ class AuthService:
         if family.revoked_at is not None:
             raise Unauthorized("This session has ended; log in again")
         if token.used_at is not None:
-            await self._tokens.revoke_family(family.id, "reuse", now)
-            await self._uow.commit()
-            await self._revocations.revoke_families(family.user_id, [family.id])
+            await self._end_session(family.user_id, family.id, "reuse")
             log.warning(
                 "refresh_token_reuse", user_id=str(family.user_id), family_id=str(family.id)
             )
-            raise Unauthorized("Refresh token was already used; the session has been revoked")
+            raise RefreshTokenReused()
         if token.expires_at <= now:
             raise Unauthorized("Refresh token has expired")
         session_ends = family.created_at + timedelta(days=self._settings.session_max_days)
         if session_ends <= now:
             raise Unauthorized("This session has reached its maximum age; log in again")
         token.used_at = now
-        pair = self._issue_pair(family.user_id, family.id, not_after=session_ends)
-        await self._uow.commit()
-        return pair
+        return self._issue_pair(family.user_id, family.id, not_after=session_ends)
 
     async def logout(self, refresh_token: str) -> None:
         """End the session the refresh token belongs to; repeating it is harmless."""
@@ -173,28 +155,27 @@ class AuthService:
         found = await self._tokens.get_refresh_token_for_update(claims.token_id)
         if found is None or found[0].token_hash != hash_token(refresh_token):
             raise Unauthorized("Invalid refresh token")
-        await self._end_session(found[1].user_id, found[1].id)
+        await self._end_session(found[1].user_id, found[1].id, "logout")
 
     async def logout_access(self, claims: TokenClaims) -> None:
         """End the session a verified access token belongs to (a client that kept no refresh
         token can still sign out); repeating it is harmless."""
         if claims.family_id is None:
             raise Unauthorized("Invalid token")
-        await self._end_session(claims.user_id, claims.family_id)
+        await self._end_session(claims.user_id, claims.family_id, "logout")
 
-    async def _end_session(self, user_id: uuid.UUID, family_id: uuid.UUID) -> None:
-        await self._tokens.revoke_family(family_id, "logout", datetime.now(UTC))
-        await self._uow.commit()
-        await self._revocations.revoke_families(user_id, [family_id])
+    async def _end_session(self, user_id: uuid.UUID, family_id: uuid.UUID, reason: str) -> None:
+        """Once the revocation committed, the session's access tokens stop working at once."""
+        await self._tokens.revoke_family(family_id, reason, datetime.now(UTC))
+        self._uow.after_commit(lambda: self._revocations.revoke_families(user_id, [family_id]))
 
     async def verify_email(self, token: str, *, client_ip: str) -> User:
         await self._limit_token_guesses(client_ip)
-        action = await self._use_action_token(token, ActionTokenPurpose.VERIFY_EMAIL)
+        action = await self._links.spend(token, ActionTokenPurpose.VERIFY_EMAIL)
         user = await self._users.get(action.user_id, for_update=True)
         assert user is not None  # tokens cascade with their user
         if user.email_verified_at is None:
             user.email_verified_at = action.used_at
-        await self._uow.commit()
         log.info("email_verified", user_id=str(user.id))
         return user
 
@@ -220,8 +201,7 @@ class AuthService:
         user = await self._users.get_by_email(email)
         if user is None or user.email_verified_at is not None:
             return
-        await self._create_action_token(user, ActionTokenPurpose.VERIFY_EMAIL)
-        await self._uow.commit()
+        await self._links.issue(user, ActionTokenPurpose.VERIFY_EMAIL)
 
     async def forgot_password(self, email: str) -> None:
         """Mail a reset link if the account exists; runs after the response, like the above."""
@@ -231,16 +211,15 @@ class AuthService:
         user = await self._users.get_by_email(email)
         if user is None:
             return
-        await self._create_action_token(user, ActionTokenPurpose.RESET_PASSWORD)
-        await self._uow.commit()
+        await self._links.issue(user, ActionTokenPurpose.RESET_PASSWORD)
 
     async def reset_password(self, *, token: str, new_password: str, client_ip: str) -> None:
         await self._limit_token_guesses(client_ip)
         # Only a live token earns the (deliberately slow) hash, computed with no connection held.
-        await self._find_usable_action_token(token, ActionTokenPurpose.RESET_PASSWORD)
-        await self._uow.session.commit()
+        await self._links.find_usable(token, ActionTokenPurpose.RESET_PASSWORD)
+        await self._uow.release_connection()
         password_hash = await self._hasher.hash(new_password)
-        action = await self._use_action_token(token, ActionTokenPurpose.RESET_PASSWORD)
+        action = await self._links.spend(token, ActionTokenPurpose.RESET_PASSWORD)
         user = await self._users.get(action.user_id, for_update=True)
         assert user is not None
         now = datetime.now(UTC)
@@ -250,56 +229,9 @@ class AuthService:
         user.email_verified_at = user.email_verified_at or now
         await self._tokens.retire_action_tokens(user.id, ActionTokenPurpose.RESET_PASSWORD, now)
         families = await self._tokens.revoke_all_families(user.id, "password_reset", now)
-        await self._uow.commit()
-        await self._revocations.revoke_families(user.id, families)
-        await self._lockout.clear(user.email)
+        self._uow.after_commit(lambda: self._revocations.revoke_families(user.id, families))
+        self._uow.after_commit(lambda: self._lockout.clear(user.email))
         log.info("password_reset", user_id=str(user.id), sessions_revoked=len(families))
-
-    async def _find_usable_action_token(
-        self, token: str, purpose: ActionTokenPurpose, *, lock: bool = False
-    ) -> ActionToken:
-        action = await self._tokens.get_action_token(hash_token(token), purpose, for_update=lock)
-        if action is None or action.used_at is not None or action.expires_at <= datetime.now(UTC):
-            raise InvalidInput("The link is invalid, expired or already used", field="token")
-        return action
-
-    async def _use_action_token(self, token: str, purpose: ActionTokenPurpose) -> ActionToken:
-        """Lock and spend a single-use token (two concurrent uses: one wins, one gets 400)."""
-        action = await self._find_usable_action_token(token, purpose, lock=True)
-        action.used_at = datetime.now(UTC)
-        return action
-
-    async def _create_action_token(self, user: User, purpose: ActionTokenPurpose) -> None:
-        """A new single-use token and the job that mails its link, if the address has mail
-        allowance left today; else the last link mailed stays valid."""
-        now = datetime.now(UTC)
-        if not await reserve_mails(
-            self._uow.session, self._settings, [user.email], now=now, kind=MailKind.LINK
-        ):
-            log.warning("action_mail_skipped", user_id=str(user.id), purpose=purpose.value)
-            return
-        await self._tokens.retire_action_tokens(user.id, purpose, now)
-        ttl = (
-            self._settings.email_token_ttl
-            if purpose is ActionTokenPurpose.VERIFY_EMAIL
-            else self._settings.password_reset_token_ttl
-        )
-        token_id = uuid.uuid4()
-        self._tokens.add(
-            ActionToken(
-                id=token_id,
-                user_id=user.id,
-                purpose=purpose,
-                token_hash=hash_token(action_token_for(self._settings, token_id)),
-                expires_at=now + timedelta(seconds=ttl),
-            )
-        )
-        job = (
-            JobName.SEND_VERIFICATION_EMAIL
-            if purpose is ActionTokenPurpose.VERIFY_EMAIL
-            else JobName.SEND_PASSWORD_RESET_EMAIL
-        )
-        self._uow.enqueue(job, Queue.EMAIL, token_id=str(token_id))
 
     async def _start_session(self, user_id: uuid.UUID) -> TokenPair:
         family = RefreshTokenFamily(id=uuid.uuid4(), user_id=user_id)

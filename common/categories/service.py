@@ -1,4 +1,7 @@
-"""Category rules: per-user names unique regardless of case, live task counts, caching."""
+"""Category rules: per-user names unique regardless of case, live task counts, caching.
+
+Every write records a `CategoryChanged` in the unit of work (its subscribers invalidate the
+owner's cached pages after the commit)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from common.cache import ResponseCache
 from common.categories.errors import CategoryNameTaken, CategoryNotFound
 from common.categories.repository import CategoryRepository
 from common.categories.schemas import CategoryWithCount, render_category_list
+from common.db.changes import CategoryChanged, ChangeKind
 from common.db.uow import UnitOfWork
 from common.logging import get_logger
 
@@ -46,7 +50,7 @@ class CategoryService:
         category = await self._categories.insert_unless_name_taken(user_id, name, color)
         if category is None:
             raise CategoryNameTaken(name)
-        await self._commit(user_id)
+        self._changed(user_id, category.id, ChangeKind.CREATED)
         log.info("category_created", category_id=str(category.id))
         return CategoryWithCount(category, 0)
 
@@ -66,18 +70,17 @@ class CategoryService:
                 raise CategoryNameTaken(str(changes["name"])) from exc
             if not updated:
                 raise CategoryNotFound()
-        found = await self.get(user_id, category_id)
-        if changes:
-            await self._commit(user_id)
-        return found
+            self._changed(user_id, category_id)
+        return await self.get(user_id, category_id)
 
     async def delete(self, user_id: uuid.UUID, category_id: uuid.UUID) -> None:
         """Removes the category and its links to tasks; the tasks stay."""
         if not await self._categories.delete(user_id, category_id):
             raise CategoryNotFound()
-        await self._commit(user_id)
+        self._changed(user_id, category_id, ChangeKind.DELETED)
         log.info("category_deleted", category_id=str(category_id))
 
-    async def _commit(self, user_id: uuid.UUID) -> None:
-        await self._uow.commit()
-        await self._cache.invalidate(user_id)
+    def _changed(
+        self, user_id: uuid.UUID, category_id: uuid.UUID, kind: ChangeKind = ChangeKind.UPDATED
+    ) -> None:
+        self._uow.record(CategoryChanged(user_id, category_id, kind))

@@ -9,12 +9,12 @@ idempotency key absorbs.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.jobs import Job, JobPublisher
+from common.db.outbox import OutboxRepository
+from common.db.uow import UnitOfWork
+from common.jobs import JobPublisher
 from common.logging import get_logger
-from common.models import OutboxJob
 
 log = get_logger(__name__)
 
@@ -27,45 +27,15 @@ the table for an operator instead of being published forever."""
 async def relay_outbox(
     session_factory: async_sessionmaker[AsyncSession], publisher: JobPublisher
 ) -> int:
-    """Publish due jobs oldest first; SKIP LOCKED lets two relays share the work."""
-    async with session_factory() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(OutboxJob)
-                    .where(OutboxJob.due_at <= func.now(), OutboxJob.publish_count < MAX_PUBLISHES)
-                    .order_by(OutboxJob.due_at)
-                    .limit(RELAY_BATCH)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        jobs = [
-            Job(
-                task_name=row.task_name,
-                queue=row.queue,
-                kwargs=row.kwargs,
-                id=row.id,
-                request_id=row.request_id,
-                retries=row.retries,
-            )
-            for row in rows
-        ]
-        sent = await publisher.publish_many_async(jobs)
+    """Publish due jobs oldest first, holding their rows until they are marked published."""
+    async with UnitOfWork(session_factory(), publisher) as uow:
+        outbox = OutboxRepository(uow.session)
+        due = await outbox.lock_due(limit=RELAY_BATCH, max_publishes=MAX_PUBLISHES)
+        sent = await publisher.publish_many_async([job for job, _ in due])
         published = set(sent)
-        republished = sum(1 for row in rows if row.publish_count > 0 and row.id in published)
+        republished = sum(1 for job, count in due if count > 0 and job.id in published)
         if sent:
-            await session.execute(
-                update(OutboxJob)
-                .where(OutboxJob.id.in_(sent))
-                .values(
-                    due_at=func.now() + publisher.redeliver_after,
-                    publish_count=OutboxJob.publish_count + 1,
-                )
-            )
-        await session.commit()
-    if jobs:
-        log.info("outbox_relayed", due=len(jobs), sent=len(sent), republished=republished)
+            await outbox.published(sent, publisher.redeliver_after)
+    if due:
+        log.info("outbox_relayed", due=len(due), sent=len(sent), republished=republished)
     return len(sent)

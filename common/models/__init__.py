@@ -4,10 +4,11 @@ from common.models.auth import ActionToken, ActionTokenPurpose, RefreshToken, Re
 from common.models.category import Category, task_categories
 from common.models.jobs import IdempotencyKey, OutboxJob, SentEmail
 from common.models.mail_quota import MailQuota
-from common.models.task import Task, TaskPriority, TaskStatus
+from common.models.task import OPEN_STATUSES, Task, TaskPriority, TaskStatus
 from common.models.user import User
 
 __all__ = [
+    "OPEN_STATUSES",
     "ActionToken",
     "ActionTokenPurpose",
     "Category",

@@ -4,10 +4,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db.base import Base, CreatedAt, UUIDPrimaryKey
+from common.models.base import Base, CreatedAt, UUIDPrimaryKey, string_enum
 
 
 class RefreshTokenFamily(UUIDPrimaryKey, CreatedAt, Base):
@@ -56,15 +56,12 @@ class ActionToken(UUIDPrimaryKey, CreatedAt, Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     purpose: Mapped[ActionTokenPurpose] = mapped_column(
-        Enum(
-            ActionTokenPurpose,
-            name="action_token_purpose",
-            native_enum=False,
-            create_constraint=True,
-            length=32,
-            values_callable=lambda members: [m.value for m in members],
-        )
+        string_enum(ActionTokenPurpose, "action_token_purpose", 32)
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+    def usable_at(self, now: datetime) -> bool:
+        """Not used yet (nor retired by a newer token) and not expired."""
+        return self.used_at is None and self.expires_at > now

@@ -5,7 +5,7 @@ import uuid
 from sqlalchemy import Column, ForeignKey, Index, String, Table, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db.base import Base, Timestamps, UUIDPrimaryKey
+from common.models.base import Base, Timestamps, UUIDPrimaryKey
 
 task_categories = Table(
     "task_categories",

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db.base import Base, CreatedAt
+from common.models.base import Base, CreatedAt
 
 
 class OutboxJob(CreatedAt, Base):

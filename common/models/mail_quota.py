@@ -5,7 +5,7 @@ from datetime import date, datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db.base import Base
+from common.models.base import Base
 
 
 class MailQuota(Base):

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     SmallInteger,
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from common.db.base import Base, Timestamps, UUIDPrimaryKey
+from common.models.base import Base, Timestamps, UUIDPrimaryKey, string_enum
 
 if TYPE_CHECKING:
     from common.models.category import Category
@@ -30,6 +29,11 @@ class TaskStatus(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+"""Still to do: what `overdue` means and what gets reminders."""
+_OPEN_SQL = "status IN (" + ", ".join(f"'{status.value}'" for status in OPEN_STATUSES) + ")"
 
 
 class TaskPriority(enum.StrEnum):
@@ -76,7 +80,7 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
             "user_id",
             "due_date",
             "id",
-            postgresql_where=text("deleted_at IS NULL AND status IN ('pending', 'in_progress')"),
+            postgresql_where=text(f"deleted_at IS NULL AND {_OPEN_SQL}"),
         ),
         # Search within one user's tasks (btree_gin lets a GIN index start with user_id):
         # its cost follows that user's data, never every tenant's.
@@ -92,7 +96,7 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
             "due_date",
             postgresql_where=text(
                 "reminder_sent_at IS NULL AND deleted_at IS NULL AND due_date IS NOT NULL"
-                " AND status IN ('pending', 'in_progress')"
+                f" AND {_OPEN_SQL}"
             ),
         ),
         Index("ix_tasks_deleted_at", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
@@ -102,14 +106,7 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[TaskStatus] = mapped_column(
-        Enum(
-            TaskStatus,
-            name="task_status",
-            native_enum=False,
-            create_constraint=True,
-            length=20,
-            values_callable=lambda members: [m.value for m in members],
-        ),
+        string_enum(TaskStatus, "task_status", 20),
         server_default=TaskStatus.PENDING.value,
     )
     priority: Mapped[TaskPriority] = mapped_column(PriorityRank, server_default=text("2"))

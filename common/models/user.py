@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db.base import Base, Timestamps, UUIDPrimaryKey
+from common.models.base import Base, Timestamps, UUIDPrimaryKey
 
 
 class User(UUIDPrimaryKey, Timestamps, Base):

@@ -20,20 +20,23 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
-
-from common.config import Settings, get_settings
+from common.config import Settings
 from common.db.uow import UnitOfWork
 from common.jobs import JobName, Queue
-from common.models import Task, TaskStatus, User
-from common.security.mail_quota import MailKind, digest_allowance_left, reserve_mails
+from common.logging import get_logger
+from common.reminders.repository import ReminderRepository
+from common.security.mail_quota import MailKind, reserve_mails
+from common.users.repository import UserRepository
+
+log = get_logger(__name__)
 
 # After downtime the scan catches up on reminders that came due while it was away, but a task
 # whose due date passed more than this long ago gets no reminder: it would only be noise.
 CATCH_UP_HORIZON = timedelta(days=1)
 CLAIM_BATCH = 1000
-REMINDABLE = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+DUE_FORMAT = "%a %d %b %Y, %H:%M"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,82 +46,95 @@ class ReminderBatch:
     task_ids: list[uuid.UUID]
 
 
-async def claim_due_reminders(
-    uow: UnitOfWork, now: datetime, settings: Settings | None = None
-) -> list[ReminderBatch]:
-    """Claim every due, unreminded, live task of verified users with mail allowance left,
-    and enqueue one digest job per user."""
-    settings = settings or get_settings()
-    lead_time = func.make_interval(0, 0, 0, 0, 0, User.reminder_minutes_before)
-    due = await uow.session.execute(
-        select(Task.id, Task.user_id, User.email)
-        .join(User, User.id == Task.user_id)
-        .where(
-            Task.reminder_sent_at.is_(None),
-            Task.deleted_at.is_(None),
-            Task.due_date.is_not(None),
-            Task.status.in_(REMINDABLE),
-            User.email_verified_at.is_not(None),
-            User.reminder_minutes_before > 0,
-            Task.due_date > now - CATCH_UP_HORIZON,
-            Task.due_date <= now + lead_time,
-            digest_allowance_left(User.email, settings, now),
-        )
-        .order_by(Task.due_date)
-        .limit(CLAIM_BATCH)
-        .with_for_update(of=Task, skip_locked=True)
-    )
-    by_user: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    addresses: dict[uuid.UUID, str] = {}
-    for task_id, user_id, email in due:
-        by_user[user_id].append(task_id)
-        addresses[user_id] = email
-    granted = await reserve_mails(
-        uow.session, settings, addresses.values(), now=now, kind=MailKind.DIGEST
-    )
-    batches = [
-        ReminderBatch(batch_id=uuid.uuid4(), user_id=user_id, task_ids=sorted(task_ids))
-        for user_id, task_ids in by_user.items()
-        if addresses[user_id] in granted
-    ]
-    if batches:
-        await uow.session.execute(
-            update(Task)
-            .where(Task.id.in_([task_id for batch in batches for task_id in batch.task_ids]))
-            # updated_at keeps its value: a reminder is not an edit of the task.
-            .values(reminder_sent_at=now, updated_at=Task.updated_at)
-        )
-    for batch in batches:
-        uow.enqueue(
-            JobName.SEND_DUE_REMINDERS,
-            Queue.EMAIL,
-            batch_id=str(batch.batch_id),
-            user_id=str(batch.user_id),
-            task_ids=[str(task_id) for task_id in batch.task_ids],
-        )
-    await uow.commit()
-    return batches
+@dataclass(frozen=True, slots=True)
+class DigestTask:
+    title: str
+    priority: str
+    due_local: str
+    """The due date in the user's time zone, as the mail shows it."""
+    link: str
 
 
-async def tasks_still_worth_reminding(
-    uow: UnitOfWork, user_id: uuid.UUID, task_ids: list[uuid.UUID]
-) -> tuple[User | None, list[Task]]:
-    """The batch's tasks that are still live and open when the mail is about to go out, for
-    a user who still wants reminders at a verified address (checked again at send time: a job
-    may have been enqueued by an older release, or replayed from the outbox)."""
-    user = await uow.session.get(User, user_id)
-    if user is None or user.reminder_minutes_before == 0 or user.email_verified_at is None:
-        return user, []
-    tasks = (
-        await uow.session.execute(
-            select(Task)
-            .where(
-                Task.id.in_(task_ids),
-                Task.user_id == user_id,
-                Task.deleted_at.is_(None),
-                Task.status.in_(REMINDABLE),
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One user's reminder mail, ready to render."""
+
+    batch_id: uuid.UUID
+    address: str
+    full_name: str
+    time_zone: str
+    minutes_before: int
+    tasks: list[DigestTask]
+
+
+class ReminderService:
+    def __init__(self, uow: UnitOfWork, settings: Settings) -> None:
+        self._uow = uow
+        self._settings = settings
+        self._reminders = ReminderRepository(uow.session)
+
+    async def claim_due(self, now: datetime) -> list[ReminderBatch]:
+        """Claim every due, unreminded, live task of verified users with mail allowance left,
+        and enqueue one digest job per user."""
+        due = await self._reminders.lock_due(
+            now, catch_up=CATCH_UP_HORIZON, limit=CLAIM_BATCH, settings=self._settings
+        )
+        by_user: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+        addresses: dict[uuid.UUID, str] = {}
+        for task_id, user_id, email in due:
+            by_user[user_id].append(task_id)
+            addresses[user_id] = email
+        granted = await reserve_mails(
+            self._uow.session, self._settings, addresses.values(), now=now, kind=MailKind.DIGEST
+        )
+        batches = [
+            ReminderBatch(batch_id=uuid.uuid4(), user_id=user_id, task_ids=sorted(task_ids))
+            for user_id, task_ids in by_user.items()
+            if addresses[user_id] in granted
+        ]
+        if batches:
+            claimed = [task_id for batch in batches for task_id in batch.task_ids]
+            await self._reminders.mark_reminded(claimed, now)
+            log.info("reminders_claimed", tasks=len(claimed), users=len(batches))
+        for batch in batches:
+            self._uow.enqueue(
+                JobName.SEND_DUE_REMINDERS,
+                Queue.EMAIL,
+                batch_id=str(batch.batch_id),
+                user_id=str(batch.user_id),
+                task_ids=[str(task_id) for task_id in batch.task_ids],
             )
-            .order_by(Task.due_date, Task.id)
+        return batches
+
+    async def digest(
+        self, batch_id: uuid.UUID, user_id: uuid.UUID, task_ids: list[uuid.UUID]
+    ) -> Digest | None:
+        """The batch's mail, with the tasks that are still live and open now that it is about
+        to go out, for a user who still wants reminders at a verified address (checked again
+        at send time: a job may have been enqueued by an older release, or replayed from the
+        outbox); None when nothing is left to remind."""
+        user = await UserRepository(self._uow.session).get(user_id)
+        if user is None or user.reminder_minutes_before == 0 or user.email_verified_at is None:
+            return None
+        tasks = await self._reminders.open_tasks(user_id, task_ids)
+        if not tasks:
+            return None
+        zone = ZoneInfo(user.timezone)
+        return Digest(
+            batch_id=batch_id,
+            address=user.email,
+            full_name=user.full_name,
+            time_zone=user.timezone,
+            minutes_before=user.reminder_minutes_before,
+            tasks=[
+                DigestTask(
+                    title=task.title,
+                    priority=task.priority.value,
+                    due_local=task.due_date.astimezone(zone).strftime(DUE_FORMAT)
+                    if task.due_date
+                    else "",
+                    link=f"{self._settings.public_url}/api/v1/tasks/{task.id}",
+                )
+                for task in tasks
+            ],
         )
-    ).scalars()
-    return user, list(tasks)

@@ -10,7 +10,6 @@ and the per-user trigram index on `(user_id, lower(title || ' ' || coalesce(desc
 from __future__ import annotations
 
 import functools
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,11 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import BindParameter, ColumnClause, UnaryExpression
 
 from common.errors import InvalidInput
-from common.models import Task, TaskPriority, TaskStatus, task_categories
+from common.models import OPEN_STATUSES, Task, TaskPriority, TaskStatus, task_categories
+from common.models.text import single_line
 from common.tasks.views import VIEW_COLUMNS
 
 SORT_FIELDS = ("created_at", "updated_at", "due_date", "priority", "title", "status")
-OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
 MAX_FILTER_VALUES = 50
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -51,7 +50,6 @@ SEARCH_DOCUMENT: ColumnClause[str] = literal_column(
 )
 
 E = TypeVar("E", TaskStatus, TaskPriority)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 _SORT_COLUMNS: dict[str, Any] = {
     "created_at": Task.created_at,
@@ -211,8 +209,10 @@ def _search_text(q: str | None) -> str | None:
     search = q.strip() if q is not None else ""
     if not search:
         return None
-    if _CONTROL.search(search):
-        raise InvalidInput("Control characters are not allowed", field="q", location="query")
+    try:
+        single_line(search)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="q", location="query") from None
     if len(search) < MIN_SEARCH_LENGTH:
         raise InvalidInput(
             f"Search for at least {MIN_SEARCH_LENGTH} characters", field="q", location="query"

@@ -1,22 +1,23 @@
-"""Task rules: ownership, optimistic locking, completion and reminder bookkeeping, caching.
+"""Task rules: ownership, optimistic locking, completion and reminder bookkeeping.
 
-Writes commit before they return, then bump the owner's cache generation (reads of single
-tasks and list pages, cached, are `common.tasks.reader`'s).
+Every write records a `TaskChanged` in the unit of work, which commits it; its subscribers
+then bump the owner's cache generation (reads of single tasks and list pages, cached, are
+`common.tasks.reader`'s).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
 
-from common.cache import ResponseCache
 from common.categories.errors import CategoryNotFound
 from common.categories.repository import CategoryRepository
+from common.db.changes import ChangeKind, TaskChanged
 from common.db.uow import UnitOfWork
 from common.errors import InvalidInput, NotFound, PreconditionFailed, VersionConflict
 from common.logging import get_logger
@@ -52,9 +53,8 @@ def _require_future(due_date: datetime | None) -> None:
 
 
 class TaskService:
-    def __init__(self, uow: UnitOfWork, cache: ResponseCache) -> None:
+    def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
-        self._cache = cache
         self._tasks = TaskRepository(uow.session)
         self._categories = CategoryRepository(uow.session)
 
@@ -67,14 +67,7 @@ class TaskService:
 
     # Writes ----------------------------------------------------------------------------
 
-    async def create(
-        self,
-        user_id: uuid.UUID,
-        new: NewTask,
-        *,
-        before_commit: Callable[[TaskRow], Awaitable[None]] | None = None,
-    ) -> TaskRow:
-        """`before_commit` writes what must commit with the task (an idempotency record)."""
+    async def create(self, user_id: uuid.UUID, new: NewTask) -> TaskRow:
         _require_future(new.due_date)
         task = await self._tasks.insert(
             {
@@ -90,9 +83,7 @@ class TaskService:
                 else None,
             }
         )
-        if before_commit is not None:
-            await before_commit(task)
-        await self._commit(user_id)
+        self._changed(user_id, task.id, ChangeKind.CREATED)
         log.info("task_created", task_id=str(task.id))
         return task
 
@@ -134,7 +125,7 @@ class TaskService:
                 user_id, task_id, changes, version=version, keep_due_date=past_due_date
             )
         if task is not None:
-            await self._commit(user_id)
+            self._changed(user_id, task_id)
             return task
         # Nothing matched: gone (404), changed by someone else, a new past due date, or
         # nothing to change.
@@ -161,7 +152,7 @@ class TaskService:
             if version is not None and await self._tasks.get_view(user_id, task_id) is not None:
                 raise PreconditionFailed("The task has changed since you read it (If-Match)")
             raise TaskNotFound()
-        await self._commit(user_id)
+        self._changed(user_id, task_id, ChangeKind.DELETED)
         log.info("task_deleted", task_id=str(task_id))
 
     async def assign_category(
@@ -174,9 +165,8 @@ class TaskService:
             raise CategoryNotFound()
         if not await self._tasks.link_category(task_id, category_id):
             raise CategoryAlreadyAssigned()
-        task = await self.get(user_id, task_id)
-        await self._commit(user_id)
-        return task
+        self._changed(user_id, task_id)
+        return await self.get(user_id, task_id)
 
     async def remove_category(
         self, user_id: uuid.UUID, task_id: uuid.UUID, category_id: uuid.UUID
@@ -187,10 +177,11 @@ class TaskService:
             raise CategoryNotFound()
         if not await self._tasks.unlink_category(task_id, category_id):
             raise NotFound("The task does not have this category")
-        await self._commit(user_id)
+        self._changed(user_id, task_id)
 
     # Helpers ---------------------------------------------------------------------------
 
-    async def _commit(self, user_id: uuid.UUID) -> None:
-        await self._uow.commit()
-        await self._cache.invalidate(user_id)
+    def _changed(
+        self, user_id: uuid.UUID, task_id: uuid.UUID, kind: ChangeKind = ChangeKind.UPDATED
+    ) -> None:
+        self._uow.record(TaskChanged(user_id, task_id, kind))

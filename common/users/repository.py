@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,3 +27,13 @@ class UserRepository:
 
     def add(self, user: User) -> None:
         self._session.add(user)
+
+    async def seen_since(self, moment: datetime, *, limit: int) -> list[uuid.UUID]:
+        """Users who logged in at `moment` or later, most recent first."""
+        rows = await self._session.execute(
+            select(User.id)
+            .where(User.last_seen_at >= moment)
+            .order_by(User.last_seen_at.desc())
+            .limit(limit)
+        )
+        return list(rows.scalars())

@@ -17,27 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.resources import Resources
 from common.config import Settings
-from common.db.uow import UnitOfWork
 from common.models import MailQuota, Task, User
 from common.reminders import service as reminders
-from common.reminders.service import claim_due_reminders, tasks_still_worth_reminding
 from common.security.mail_quota import MailKind, reserve_mails
 from tests.support.factories import register
 from tests.support.mail_jobs import PASSWORD_RESET, VERIFICATION, mailed_tokens
+from tests.support.reminders import claim, digest
 from tests.support.rows import make_task, make_user
 
 NOW = datetime(2030, 3, 4, 9, 5, tzinfo=UTC)
 LINK, DIGEST = MailKind.LINK, MailKind.DIGEST
 
 
-def _uow(session: AsyncSession, resources: Resources) -> UnitOfWork:
-    return UnitOfWork(session, resources.publisher)
-
-
 async def _claim(
     session: AsyncSession, resources: Resources, settings: Settings, now: datetime
 ) -> dict[str, list[str]]:
-    batches = await claim_due_reminders(_uow(session, resources), now, settings)
+    batches = await claim(session, resources, now, settings)
     return {str(batch.user_id): [str(task_id) for task_id in batch.task_ids] for batch in batches}
 
 
@@ -62,9 +57,7 @@ async def test_the_digest_checks_the_address_again_when_it_is_sent(
     the outbox) sends nothing."""
     user = await make_user(session, verified=False)
     task = await make_task(session, user, due_date=NOW)
-    found, tasks = await tasks_still_worth_reminding(_uow(session, resources), user.id, [task.id])
-    assert found is not None
-    assert tasks == []
+    assert await digest(session, resources, user.id, [task.id]) is None
 
 
 async def test_digests_per_user_are_capped_per_hour_and_the_rest_wait(

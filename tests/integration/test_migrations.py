@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from common.db.base import Base
+from common.models.base import Base
 from tests.conftest import _BASE_DB_URL, _server_dsn, alembic_config
 
 SCRATCH = f"taskpipe_migrations_{uuid.uuid4().hex[:8]}"

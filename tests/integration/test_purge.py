@@ -46,10 +46,10 @@ async def test_purge_removes_only_old_deleted_tasks_and_their_links(
     await session.commit()
 
     report = await purge_expired_rows(
-        test_resources.session_factory, now=NOW, retention=RETENTION, batch_size=2
+        test_resources.unit_of_work, now=NOW, retention=RETENTION, batch_size=2
     )
 
-    assert report.deleted["tasks"] == 5
+    assert report["tasks"] == 5
     remaining = set((await session.execute(select(Task.id))).scalars())
     assert remaining == {recent.id, live.id}
     links = set((await session.execute(select(task_categories.c.task_id))).scalars())
@@ -65,9 +65,9 @@ async def test_purge_stops_after_max_batches(
         await make_task(session, user, deleted_at=NOW - timedelta(days=40))
     await session.commit()
     report = await purge_expired_rows(
-        test_resources.session_factory, now=NOW, retention=RETENTION, batch_size=2, max_batches=2
+        test_resources.unit_of_work, now=NOW, retention=RETENTION, batch_size=2, max_batches=2
     )
-    assert report.deleted["tasks"] == 4
+    assert report["tasks"] == 4
     assert await _count(session, Task.id) == 3
 
 
@@ -116,9 +116,9 @@ async def test_purge_removes_expired_tokens_and_old_mail_records(
     )
     await session.commit()
     report = await purge_expired_rows(
-        test_resources.session_factory, now=NOW, retention=RETENTION, batch_size=100
+        test_resources.unit_of_work, now=NOW, retention=RETENTION, batch_size=100
     )
-    assert report.deleted == {
+    assert report == {
         "tasks": 0,
         "refresh_tokens": 1,
         "action_tokens": 1,

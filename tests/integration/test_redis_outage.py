@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 
 from api.resources import Resources
+from common.auth.tokens import issue_token
 from common.config import Settings
-from common.security.tokens import issue_token
 from tests.support.factories import PASSWORD, register, unique_email
 from tests.support.outage import without_redis
 

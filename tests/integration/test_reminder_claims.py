@@ -11,17 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.resources import Resources
-from common.db.uow import UnitOfWork
 from common.models import OutboxJob, Task, TaskStatus
-from common.reminders.service import claim_due_reminders
 from tests.support.factories import register
+from tests.support.reminders import claim
 from tests.support.rows import make_task, make_user, verify_address
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
-
-
-def _uow(session: AsyncSession, resources: Resources) -> UnitOfWork:
-    return UnitOfWork(session, resources.publisher)
 
 
 async def test_a_task_is_claimed_once_its_lead_time_begins(
@@ -29,12 +24,11 @@ async def test_a_task_is_claimed_once_its_lead_time_begins(
 ) -> None:
     user = await make_user(session, reminder_minutes_before=60)
     task = await make_task(session, user, due_date=NOW + timedelta(minutes=45))
-    uow = _uow(session, resources)
-    assert await claim_due_reminders(uow, NOW - timedelta(minutes=16)) == []
-    (batch,) = await claim_due_reminders(uow, NOW - timedelta(minutes=15))
+    assert await claim(session, resources, NOW - timedelta(minutes=16)) == []
+    (batch,) = await claim(session, resources, NOW - timedelta(minutes=15))
     assert batch.user_id == user.id
     assert batch.task_ids == [task.id]
-    assert await claim_due_reminders(uow, NOW) == []  # never twice
+    assert await claim(session, resources, NOW) == []  # never twice
     await session.refresh(task)
     assert task.reminder_sent_at == NOW - timedelta(minutes=15)
 
@@ -49,7 +43,7 @@ async def test_one_batch_per_user_with_all_their_due_tasks(
     ]
     bob_task = await make_task(session, bob, due_date=NOW + timedelta(minutes=110))
     await make_task(session, ada, due_date=NOW + timedelta(minutes=90))  # not yet
-    batches = await claim_due_reminders(_uow(session, resources), NOW)
+    batches = await claim(session, resources, NOW)
     by_user = {batch.user_id: batch.task_ids for batch in batches}
     assert by_user == {ada.id: sorted(t.id for t in ada_tasks), bob.id: [bob_task.id]}
 
@@ -66,7 +60,7 @@ async def test_closed_deleted_undated_and_opted_out_tasks_get_none(
     opted_out = await make_user(session, reminder_minutes_before=0)
     await make_task(session, opted_out, due_date=soon)
     in_progress = await make_task(session, user, due_date=soon, status=TaskStatus.IN_PROGRESS)
-    (batch,) = await claim_due_reminders(_uow(session, resources), NOW)
+    (batch,) = await claim(session, resources, NOW)
     assert batch.task_ids == [in_progress.id]
 
 
@@ -76,7 +70,7 @@ async def test_after_downtime_the_scan_catches_up_within_a_day(
     user = await make_user(session)
     missed = await make_task(session, user, due_date=NOW - timedelta(hours=3))
     await make_task(session, user, due_date=NOW - timedelta(days=2))  # too old to be useful
-    (batch,) = await claim_due_reminders(_uow(session, resources), NOW)
+    (batch,) = await claim(session, resources, NOW)
     assert batch.task_ids == [missed.id]
 
 
@@ -85,7 +79,7 @@ async def test_claim_and_mail_job_commit_together(
 ) -> None:  # type: ignore[no-untyped-def]
     user = await make_user(session)
     await make_task(session, user, due_date=NOW + timedelta(minutes=5))
-    await claim_due_reminders(_uow(session, resources), NOW)
+    await claim(session, resources, NOW)
     assert await broker.llen("email") == 1
     (row,) = (await session.execute(select(OutboxJob))).scalars().all()
     assert row.publish_count == 1  # published; the row goes when the mail job has finished
@@ -103,7 +97,7 @@ async def test_two_scans_racing_claim_each_task_once(
 
     async def scan() -> list:  # type: ignore[type-arg]
         async with resources.session_factory() as session:
-            return await claim_due_reminders(_uow(session, resources), NOW)
+            return await claim(session, resources, NOW)
 
     results = await asyncio.gather(*(scan() for _ in range(4)))
     claimed = [task_id for batches in results for batch in batches for task_id in batch.task_ids]
@@ -127,8 +121,7 @@ async def test_moving_the_due_date_rearms_the_reminder(
     )
     assert created.status_code == 201
     task = created.json()
-    uow = _uow(session, resources)
-    (batch,) = await claim_due_reminders(uow, due - timedelta(minutes=30))
+    (batch,) = await claim(session, resources, due - timedelta(minutes=30))
     assert batch.task_ids == [uuid.UUID(task["id"])]
 
     later = due + timedelta(days=1)
@@ -138,8 +131,8 @@ async def test_moving_the_due_date_rearms_the_reminder(
         json={"due_date": later.isoformat(), "version": task["version"]},
     )
     assert moved.status_code == 200
-    assert await claim_due_reminders(uow, due - timedelta(minutes=30)) == []
-    (again,) = await claim_due_reminders(uow, later - timedelta(minutes=30))
+    assert await claim(session, resources, due - timedelta(minutes=30)) == []
+    (again,) = await claim(session, resources, later - timedelta(minutes=30))
     assert again.task_ids == [uuid.UUID(task["id"])]
 
     # A title edit is no reason to remind twice.
@@ -149,4 +142,4 @@ async def test_moving_the_due_date_rearms_the_reminder(
         json={"title": "Renew the passport", "version": moved.json()["version"]},
     )
     assert renamed.status_code == 200
-    assert await claim_due_reminders(uow, later - timedelta(minutes=10)) == []
+    assert await claim(session, resources, later - timedelta(minutes=10)) == []

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from api.idempotency import IdempotencyStore
 from api.resources import Resources, revocations_for
 from common.auth.lockout import LoginLockout
 from common.cache import ResponseCache
-from common.idempotency import IdempotencyStore
 from common.jobs import JobPublisher, create_producer
 from common.ratelimit import RateLimiter
 from common.redis import create_redis
+from common.subscribers import change_subscribers
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -44,11 +45,13 @@ def without_redis(resources: Resources, *, fail_open: bool = True) -> Resources:
     settings = degraded.settings.model_copy(
         update={"redis_url": DEAD_REDIS, "broker_url": DEAD_REDIS}
     )
+    cache = ResponseCache(degraded.security_redis, ttl_seconds=60)
     return dataclasses.replace(
         degraded,
         settings=settings,
         redis=degraded.security_redis,
         publisher=JobPublisher(create_producer(settings)),
-        cache=ResponseCache(degraded.security_redis, ttl_seconds=60),
+        cache=cache,
+        subscribers=change_subscribers(cache),
         idempotency=IdempotencyStore(degraded.security_redis, ttl_seconds=60),
     )

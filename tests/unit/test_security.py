@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from common.auth.tokens import AccessTokenVerifier, issue_token
 from common.config import Settings
 from common.errors import Unauthorized
 from common.security.passwords import HASHING_NICENESS, PasswordHasher
-from common.security.tokens import AccessTokenVerifier, issue_token
 
 SETTINGS = Settings(jwt_secret="unit-test-secret-of-at-least-32-characters!", access_token_ttl=60)
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from api.resources import Resources
 from common.cache import ResponseCache
 from common.db.uow import UnitOfWork
-from common.warming import recently_active_users, warm_user
+from common.warming import CacheWarmer
 from tests.support.factories import PASSWORD, login, register
 from tests.support.worker import WorkerProcess
 
@@ -31,11 +31,11 @@ async def test_warming_twice_builds_once_and_the_next_read_is_a_hit(
     user_id = uuid.UUID(account.user["id"])
     cache = ResponseCache(test_resources.redis, ttl_seconds=60)
     async with test_resources.session_factory() as session:
-        uow = UnitOfWork(session, test_resources.publisher)
-        assert (await warm_user(uow, cache, user_id)).exists
+        warmer = CacheWarmer(UnitOfWork(session, test_resources.publisher), cache)
+        assert await warmer.warm(user_id)
         warmed = await _cache_keys(broker)
         assert len(warmed) == 2  # the first task page and the category list
-        await warm_user(uow, cache, user_id)
+        await warmer.warm(user_id)
         assert await _cache_keys(broker) == warmed  # fresh: nothing rebuilt or added
 
     before = (await client.get("/metrics")).text
@@ -56,8 +56,8 @@ async def test_warming_twice_builds_once_and_the_next_read_is_a_hit(
 async def test_an_unknown_user_is_skipped(test_resources: Resources) -> None:
     cache = ResponseCache(test_resources.redis, ttl_seconds=60)
     async with test_resources.session_factory() as session:
-        result = await warm_user(UnitOfWork(session, test_resources.publisher), cache, uuid.uuid4())
-    assert not result.exists
+        warmer = CacheWarmer(UnitOfWork(session, test_resources.publisher), cache)
+        assert not await warmer.warm(uuid.uuid4())
 
 
 async def test_recently_active_means_logged_in_within_the_hour(
@@ -66,11 +66,11 @@ async def test_recently_active_means_logged_in_within_the_hour(
     account = await register(client)
     assert (await login(client, account.email, PASSWORD)).status_code == 200
     async with test_resources.session_factory() as session:
-        uow = UnitOfWork(session, test_resources.publisher)
+        warmer = CacheWarmer(UnitOfWork(session, test_resources.publisher), test_resources.cache)
         now = datetime.now(UTC)
-        active = await recently_active_users(uow, now)
+        active = await warmer.warm_recently_active(now)
         assert uuid.UUID(account.user["id"]) in active
-        assert await recently_active_users(uow, now + timedelta(hours=2)) == []
+        assert await warmer.warm_recently_active(now + timedelta(hours=2)) == []
 
 
 @pytest.mark.worker

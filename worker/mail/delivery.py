@@ -3,7 +3,9 @@
 1. Take a PostgreSQL advisory lock on the key, held on its own connection across the SMTP
    hand-off, so two copies of one job (a message redelivered while its first run still goes
    on) never send at the same time. A crashed holder's lock goes with its connection.
-2. Commit the intent (`sent_emails` row with the Message-ID) before talking to SMTP.
+2. Commit the intent (`sent_emails` row with the Message-ID) before talking to SMTP: a
+   deliberate commit point of its own (`SentMails.commit_intent`), outside any job's unit of
+   work, on the lock's autocommit connection.
 3. Send, then mark the row sent (retried in place for a few seconds: the mail is out).
 
 A redelivered job finds the row sent (nothing to do), or an intent without `sent_at`: the
@@ -17,17 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from email.utils import make_msgid
-
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common import jobstats
 from common.db.errors import database_unavailable
 from common.logging import get_logger
-from common.models import SentEmail
-from worker.mail.render import RenderedMail
+from worker.mail.messages import Outgoing
+from worker.mail.repository import SentMails
 from worker.mail.sender import build_message, send_mail
 from worker.runtime import WorkerRuntime
 
@@ -41,60 +38,38 @@ class MailInFlight(Exception):
 
 
 @contextlib.asynccontextmanager
-async def _mail_lock(runtime: WorkerRuntime, key: str) -> AsyncIterator[AsyncConnection]:
-    lock_id = func.hashtextextended(key, 0)
+async def _mail_lock(runtime: WorkerRuntime, key: str) -> AsyncIterator[SentMails]:
+    """The key's lock and the ledger on the lock's own connection, in autocommit: each
+    statement on it is committed when it returns."""
     async with runtime.engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        if not await connection.scalar(select(func.pg_try_advisory_lock(lock_id))):
+        ledger = SentMails(connection)
+        if not await ledger.try_lock(key):
             raise MailInFlight(key)
         try:
-            yield connection
+            yield ledger
         finally:
             try:
-                await connection.execute(select(func.pg_advisory_unlock(lock_id)))
+                await ledger.unlock(key)
             except Exception as exc:  # the connection died: so did its lock
                 log.warning("mail_lock_release_failed", error=repr(exc))
                 await connection.invalidate()
 
 
-async def _record_intent(connection: AsyncConnection, key: str) -> tuple[str, int] | None:
-    """The Message-ID to send with and the attempt number; None when already sent."""
-    statement = insert(SentEmail).values(
-        idempotency_key=key, message_id=make_msgid(domain="taskpipe.local")
-    )
-    row = (
-        await connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[SentEmail.idempotency_key],
-                set_={"attempts": SentEmail.attempts + 1, "attempted_at": func.now()},
-                where=SentEmail.sent_at.is_(None),
-            ).returning(SentEmail.message_id, SentEmail.attempts)
-        )
-    ).one_or_none()
-    return None if row is None else (row.message_id, row.attempts)
-
-
-async def _forget_attempt(connection: AsyncConnection, key: str) -> None:
+async def _forget_attempt(ledger: SentMails, key: str) -> None:
     """SMTP refused or failed: this attempt delivered nothing, so the next one is no resend.
     (A timeout after DATA could still have delivered; that case is rare and stays counted.)"""
     with contextlib.suppress(Exception):
-        await connection.execute(
-            update(SentEmail)
-            .where(SentEmail.idempotency_key == key)
-            .values(attempts=SentEmail.attempts - 1)
-        )
+        await ledger.forget_attempt(key)
 
 
 async def _mark_sent(runtime: WorkerRuntime, key: str) -> None:
+    """In a unit of work of its own, retried for a few seconds: the mail is out, the record
+    must say so, and the lock's connection may be the one PostgreSQL just dropped."""
     for delay in (*MARK_SENT_DELAYS, None):
         try:
-            async with runtime.session_factory() as session:
-                await session.execute(
-                    update(SentEmail)
-                    .where(SentEmail.idempotency_key == key)
-                    .values(sent_at=func.now())
-                )
-                await session.commit()
+            async with runtime.unit_of_work() as uow:
+                await SentMails(await uow.session.connection()).mark_sent(key)
             return
         except Exception as exc:
             if delay is None or not database_unavailable(exc):
@@ -103,27 +78,28 @@ async def _mark_sent(runtime: WorkerRuntime, key: str) -> None:
             await asyncio.sleep(delay)
 
 
-async def deliver_once(
-    runtime: WorkerRuntime, *, idempotency_key: str, to: str, mail: RenderedMail
-) -> bool:
+async def deliver_once(runtime: WorkerRuntime, outgoing: Outgoing) -> bool:
     """Send unless this key was sent before; True when this call handed it to SMTP."""
-    settings = runtime.settings
-    async with _mail_lock(runtime, idempotency_key) as connection:
-        intent = await _record_intent(connection, idempotency_key)
+    key = outgoing.idempotency_key
+    async with _mail_lock(runtime, key) as ledger:
+        intent = await ledger.commit_intent(key)
         if intent is None:
-            log.info("mail_already_sent", idempotency_key=idempotency_key)
+            log.info("mail_already_sent", idempotency_key=key)
             return False
         message_id, attempt = intent
         if attempt > 1:
             # An earlier attempt died after its intent: it may have reached SMTP.
-            log.warning("mail_resent", idempotency_key=idempotency_key, attempt=attempt)
+            log.warning("mail_resent", idempotency_key=key, attempt=attempt)
             await jobstats.record(runtime.redis, "jobs", {"mail_resent": 1})
-        message = build_message(settings, to, mail, idempotency_key, message_id=message_id)
+        message = build_message(
+            runtime.settings, outgoing.to, outgoing.mail, key, message_id=message_id
+        )
         try:
-            await send_mail(settings, message)
+            await send_mail(runtime.settings, message)
         except BaseException:
-            await _forget_attempt(connection, idempotency_key)
+            await _forget_attempt(ledger, key)
             raise
-        await _mark_sent(runtime, idempotency_key)
-    log.info("mail_sent", idempotency_key=idempotency_key, subject=mail.subject)
+        await _mark_sent(runtime, key)
+    log.info("mail_sent", idempotency_key=key, subject=outgoing.mail.subject)
+    await jobstats.record(runtime.redis, "mails", {outgoing.kind: 1})
     return True

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Enum, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -34,3 +35,16 @@ class CreatedAt:
 
 class Timestamps(CreatedAt):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+def string_enum(enum_class: type[enum.StrEnum], name: str, length: int) -> Enum:
+    """A column type storing the members' values as text, with a CHECK constraint (no native
+    PostgreSQL enum: adding a member needs no ALTER TYPE)."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )

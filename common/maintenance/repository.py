@@ -1,0 +1,69 @@
+"""SQL for the purge: which rows are past their use, and deleting them a batch at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from common.models import (
+    ActionToken,
+    IdempotencyKey,
+    RefreshToken,
+    RefreshTokenFamily,
+    SentEmail,
+    Task,
+)
+
+SENT_EMAIL_RETENTION = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """The rows of one table that nobody can see or use any more, by primary key."""
+
+    keys: tuple[InstrumentedAttribute[Any], ...]
+    condition: ColumnElement[bool]
+
+    @property
+    def table(self) -> str:
+        return str(self.keys[0].class_.__tablename__)
+
+
+def expired_rows(
+    now: datetime, *, retention: timedelta, idempotency_retention: timedelta
+) -> list[Expired]:
+    """What the purge deletes, in this order; category links go with their tasks."""
+    # A session whose refresh tokens have all expired (and been purged) is over.
+    finished_family = ~select(RefreshToken.id).where(
+        RefreshToken.family_id == RefreshTokenFamily.id
+    ).exists() & (RefreshTokenFamily.created_at < now - timedelta(days=1))
+    return [
+        Expired((Task.id,), Task.deleted_at < now - retention),
+        Expired((RefreshToken.id,), RefreshToken.expires_at < now),
+        Expired((ActionToken.id,), ActionToken.expires_at < now),
+        Expired((SentEmail.idempotency_key,), SentEmail.attempted_at < now - SENT_EMAIL_RETENTION),
+        Expired((RefreshTokenFamily.id,), finished_family),
+        Expired(
+            (IdempotencyKey.user_id, IdempotencyKey.key_digest),
+            IdempotencyKey.created_at < now - idempotency_retention,
+        ),
+    ]
+
+
+async def delete_batch(session: AsyncSession, expired: Expired, batch_size: int) -> int:
+    """Delete up to `batch_size` of the rows; rows another purge holds are skipped."""
+    model = expired.keys[0].class_
+    key = tuple_(*expired.keys) if len(expired.keys) > 1 else expired.keys[0]
+    doomed = (
+        select(*expired.keys)
+        .where(expired.condition)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(delete(model).where(key.in_(doomed)).returning(expired.keys[0]))
+    return len(result.all())

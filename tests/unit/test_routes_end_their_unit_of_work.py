@@ -1,0 +1,31 @@
+"""Every route that opens a unit of work ends it: no write can be left uncommitted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from api.boundary import UnitOfWorkRoute
+from api.deps import get_uow
+from api.routers import auth, categories, health, tasks, users
+
+ROUTERS = (auth.router, categories.router, health.router, tasks.router, users.router)
+
+
+def _calls(dependant: Any) -> Iterator[object]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
+
+
+def test_routes_that_use_the_unit_of_work_are_unit_of_work_routes() -> None:
+    using = [
+        route
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and get_uow in set(_calls(route.dependant))
+    ]
+    assert len(using) >= 15  # auth, users, tasks, categories
+    assert [r.path for r in using if not isinstance(r, UnitOfWorkRoute)] == []
