@@ -34,6 +34,10 @@ app.conf.update(
     task_time_limit=180,
     broker_transport_options={
         "visibility_timeout": settings.broker_visibility_timeout,
+        # Every worker scans for messages held past the visibility timeout every 10 s
+        # (kombu's default scans on every 10th tick only, ~100 s): the jobs of a worker killed
+        # outright come back within the visibility timeout plus 10 s.
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": 5,
     },
     broker_connection_retry_on_startup=True,
