@@ -1,6 +1,6 @@
-"""Workers SIGKILLed mid-job: a pool child (an OOM kill) and the whole worker (a lost node).
-Their jobs come back from the broker, within the bounds README "Reliability" states, with no
-help from the outbox relay (none runs here; it would act 10 min after a publish).
+"""A pool child SIGKILLed mid-job (an OOM kill): its job comes back from the broker, behind
+the jobs queued before it, with no help from the outbox relay (none runs here; it would act
+10 min after a publish). The whole worker killed: test_worker_crash.py.
 
 Its own module, so no other worker consumes meanwhile.
 """
@@ -61,34 +61,3 @@ async def test_a_sigkilled_pool_childs_job_is_requeued_behind_the_queue(
     assert len({m["Message-ID"] for m in mailbox.to(killed.email)}) == 1
     assert back_after < 30
     assert row is None or row.publish_count == 1  # the relay published nothing
-
-
-async def test_the_jobs_of_a_worker_killed_outright_come_back_within_the_visibility_timeout(
-    live_client: httpx.AsyncClient, mailbox: MailCatcher, resources: Resources, tmp_path: Path
-) -> None:
-    """The whole worker SIGKILLed (a lost node): its unacknowledged jobs stay in the broker's
-    unacked set until a worker sweeps for messages held past the visibility timeout. A
-    replacement that is up before then finds them at its next sweep: every 10 s with
-    `unacked_restore_throttle=1` (kombu's default sweeps on every 10th tick, ~100 s)."""
-    env = {"TASKPIPE_BROKER_VISIBILITY_TIMEOUT": "2"}
-    first = WorkerProcess(env, tmp_path / "first.log")
-    first.start()
-    try:
-        mailbox.delay_seconds = 30  # the SMTP server stalls inside DATA
-        account = await register(live_client)
-        deadline = time.monotonic() + 20
-        while mailbox.deliveries_started == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        first.kill()
-    finally:
-        first.kill()
-    killed_at = time.monotonic()
-    mailbox.delay_seconds = 0
-    second = WorkerProcess(env, tmp_path / "second.log")
-    second.start()  # at once, as an orchestrator does: before the visibility timeout passed
-    try:
-        await asyncio.to_thread(mailbox.wait_for, account.email, 1, 30.0)
-        back_after = time.monotonic() - killed_at
-    finally:
-        second.stop()
-    assert back_after < 2 + 10 + 5  # the visibility timeout, one sweep, a worker's start
