@@ -2,8 +2,9 @@
 
 Besides this process's own metrics, a scrape reports what no single process owns, read when
 Prometheus asks: the workers' totals and heartbeats (kept in Redis by common.jobstats), the
-broker's queue depths and the outbox backlog. Each of those reads is bounded in time and skipped
-(and logged) when its store does not answer, so /metrics itself never hangs or fails.
+broker's queue depths and the outbox's jobs (overdue, parked, in flight). Each of those reads
+is bounded in time and skipped (and logged) when its store does not answer, so /metrics itself
+never hangs or fails.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -25,14 +25,14 @@ from prometheus_client import (
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common.db.outbox import OVERDUE_GRACE, OutboxState, outbox_state
 from common.jobs import Queue
 from common.jobstats import FAMILIES, read_all, read_heartbeats
 from common.logging import get_logger
 from common.metrics import REDIS_FAILURES
-from common.models import OutboxJob
 from common.redis import REDIS_ERRORS
 
 if TYPE_CHECKING:
@@ -144,32 +144,37 @@ async def _broker_queues(resources: Resources) -> str:
 
 
 async def _outbox(resources: Resources) -> str:
-    async def read() -> tuple[int, datetime | None]:
+    async def read() -> OutboxState:
         async with resources.reads() as connection:
-            row = (
-                await connection.execute(
-                    select(func.count(OutboxJob.id), func.min(OutboxJob.created_at))
-                )
-            ).one()
-        return int(row[0]), row[1]
+            return await outbox_state(connection)
 
-    found = await _bounded(read(), "outbox")
-    pending: list[Sample] = []
-    oldest: list[Sample] = []
-    if found is not None:
-        count, first = found
-        age = (datetime.now(UTC) - first).total_seconds() if first is not None else 0.0
-        pending, oldest = [({}, float(count))], [({}, max(age, 0.0))]
-    return family_text(
-        "taskpipe_outbox_pending_jobs",
-        "gauge",
-        "Jobs committed but not yet handed to the broker (the relay sends them)",
-        pending,
-    ) + family_text(
-        "taskpipe_outbox_oldest_job_age_seconds",
-        "gauge",
-        "Age of the oldest job still in the outbox (0 when it is empty)",
-        oldest,
+    state: OutboxState | None = await _bounded(read(), "outbox")
+    grace = int(OVERDUE_GRACE.total_seconds())
+    families = (
+        (
+            "taskpipe_outbox_unfinished_jobs",
+            "Jobs committed and not finished: queued, running or waiting for a retry",
+            "unfinished",
+        ),
+        (
+            "taskpipe_outbox_overdue_jobs",
+            f"Jobs due for the outbox relay more than {grace} s ago and not published since",
+            "overdue",
+        ),
+        (
+            "taskpipe_outbox_oldest_overdue_job_seconds",
+            "How long the longest-overdue job has been due (0 when none is)",
+            "oldest_overdue_seconds",
+        ),
+        (
+            "taskpipe_outbox_parked_jobs",
+            "Jobs the relay no longer publishes (failed for good, or published too often)",
+            "parked",
+        ),
+    )
+    return "".join(
+        family_text(name, "gauge", help_text, [({}, float(getattr(state, field)))] if state else [])
+        for name, help_text, field in families
     )
 
 

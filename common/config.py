@@ -131,7 +131,8 @@ class Settings(BaseSettings):
     outbox_redeliver_seconds: PositiveInt = 600
     """An outbox row still there this long after it was published is published again (its
     message was lost, e.g. by a Redis restart); duplicates are absorbed by the jobs' keys."""
-    mail_retry_backoff_seconds: PositiveInt = 5
+    mail_retry_backoff_seconds: Annotated[float, Field(gt=0)] = 5
+    """The first SMTP retry's delay (a fraction of a second in tests)."""
     heartbeat_dir: str = "/tmp"  # noqa: S108
     worker_concurrency: PositiveInt = 2
     flower_address: str = "127.0.0.1"

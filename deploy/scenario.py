@@ -27,7 +27,7 @@ EXPECTED_SAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
     ("taskpipe_heartbeat_timestamp_seconds", {"component": "worker"}),
     ("taskpipe_heartbeat_timestamp_seconds", {"component": "beat"}),
     ("taskpipe_queue_depth", {"queue": "email"}),
-    ("taskpipe_outbox_pending_jobs", {}),
+    ("taskpipe_outbox_overdue_jobs", {}),
     ("taskpipe_db_pool_connections_max", {}),
 )
 

@@ -10,8 +10,14 @@ never handed out twice. Reminders are rows scanned by beat, never long ETAs (see
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from celery import Celery
 from celery.schedules import crontab
+from celery.utils.threads import bound_open_broker_sockets  # type: ignore[attr-defined]
+from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.consumer.consumer import COLLECT_SOCKET_TIMEOUT  # type: ignore[attr-defined]
 from kombu import Exchange
 from kombu import Queue as KombuQueue
 
@@ -21,6 +27,29 @@ from common.jobs import JobName, Queue
 from worker.signals import WorkerHeartbeat  # and logging and request id wiring
 
 settings = get_settings()
+
+
+class Consumer(CeleryConsumer):
+    """Celery 5.7's consumer without its crash on losing a Redis broker.
+
+    After a connection error Celery collects the connection, which closes its channel, then
+    closes the connection again. When the dead socket cut the first close short (the pending
+    BRPOP read fails), the second one restores the unacknowledged messages through a pool on
+    the transport that collect() already detached: AttributeError, "Unrecoverable error", and
+    the worker stops for good. Collecting here first and forgetting the channel makes that
+    second close a no-op; the unacknowledged messages come back after the visibility timeout
+    (the broker was down: they could not be restored anyway). Remove once Celery or kombu no
+    longer closes a collected connection's channel (tests/worker/test_broker_loss.py)."""
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        connection: Any = self.connection
+        if connection is not None:
+            bound_open_broker_sockets(connection, COLLECT_SOCKET_TIMEOUT)
+            with contextlib.suppress(Exception):  # as Celery's own cleanup: best effort
+                connection.collect(socket_timeout=COLLECT_SOCKET_TIMEOUT)
+            connection._default_channel = None
+        super().on_connection_error_after_connected(exc)
+
 
 app = Celery("taskpipe", broker=settings.celery_broker_url)
 app.conf.update(
@@ -36,6 +65,10 @@ app.conf.update(
     task_time_limit=180,
     broker_transport_options={
         "visibility_timeout": settings.broker_visibility_timeout,
+        # Every worker scans for messages held past the visibility timeout every 10 s
+        # (kombu's default scans on every 10th tick only, ~100 s): the jobs of a worker killed
+        # outright come back within the visibility timeout plus 10 s.
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": 5,
     },
     broker_connection_retry_on_startup=True,
@@ -49,6 +82,7 @@ app.conf.update(
         "taskpipe.maintenance.*": {"queue": Queue.MAINTENANCE},
         "taskpipe.cache.*": {"queue": Queue.CACHE},
     },
+    worker_consumer=Consumer,
     worker_hijack_root_logger=False,
     worker_send_task_events=True,
     task_send_sent_event=True,

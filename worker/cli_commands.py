@@ -9,16 +9,17 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from common.config import Settings
+from common.db.outbox import outbox_state
 from common.jobs import JobName, Queue
 from common.maintenance.outbox import relay_outbox
-from common.models import OutboxJob
 from common.security.passwords import PasswordHasher, password_problems
 from common.users.errors import EmailAlreadyRegistered
 from common.users.service import UserService
@@ -76,8 +77,8 @@ def queue_depths() -> dict[str, Any]:
         finally:
             await broker.aclose()
         async with runtime.session_factory() as session:
-            outbox = (await session.execute(select(func.count(OutboxJob.id)))).scalar_one()
-        return {"queues": depths, "unacknowledged": unacked, "outbox_pending": outbox}
+            outbox = await outbox_state(session)
+        return {"queues": depths, "unacknowledged": unacked, "outbox": asdict(outbox)}
 
     return run(collect)
 

@@ -2,16 +2,20 @@
 
 A row is due when its post-commit publish failed (broker down), when its job has not finished
 `redeliver_after` after the last publish (the message was lost, e.g. by a Redis restart that
-dropped every queued message), or when a retry the job handed back reaches its not-before
-time. Publishing a job whose message was only slow gives a duplicate, which the job's
-idempotency key absorbs.
+dropped every queued message), or when a retry reaches the time the job set (`worker.policy`).
+Publishing a job whose message was only slow gives a duplicate, which the job's idempotency
+key absorbs.
+
+Rows live until their job finished, so their number is the jobs in flight, and a long retry
+makes an old row: neither says anything is wrong. What does: a row due for longer than a
+couple of relay rounds (the relay, beat or the broker is failing), and a parked one.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.db.outbox import OutboxRepository
+from common.db.outbox import MAX_PUBLISHES, OutboxRepository
 from common.db.uow import UnitOfWork
 from common.jobs import JobPublisher
 from common.logging import get_logger
@@ -19,9 +23,6 @@ from common.logging import get_logger
 log = get_logger(__name__)
 
 RELAY_BATCH = 500
-MAX_PUBLISHES = 20
-"""A job published this often without finishing (it kills its worker every time) is left in
-the table for an operator instead of being published forever."""
 
 
 async def relay_outbox(

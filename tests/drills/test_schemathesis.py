@@ -21,6 +21,10 @@ pytestmark = pytest.mark.timeout(600)
 # - positive_data_acceptance: schema-valid data may break a business rule (a due date in
 #   the past, a duplicate category name) and is refused with a documented 4xx.
 EXCLUDED_CHECKS = ["positive_data_acceptance"]
+# One worker thread: with two, hypothesis describing its lambdas runs ast.parse in both at
+# once, and CPython 3.11 then fails now and then with "SystemError: AST constructor recursion
+# depth mismatch" (its AST state is shared between threads; python/cpython#106905): a drill
+# failing for no fault of the API (1 run in 4 here). One thread takes as long (7.5 s).
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
@@ -51,17 +55,21 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
                 "--generation-deterministic",
                 "--report=json",
                 f"--report-json-path={report_path}",
-                "--workers=2",
+                "--workers=1",
             ],
             capture_output=True,
             text=True,
             timeout=540,
+            cwd=tmp_path,  # its cache of past failures (.schemathesis/) stays out of the tree
         )
     finally:
         api.stop()
     summary = run.stdout[-6000:]
     figures: dict[str, object] = {"exit_status": run.returncode}
     if report_path.exists():
-        figures["report"] = json.loads(report_path.read_text()).get("summary", {})
+        found = json.loads(report_path.read_text())
+        figures["operations_tested"] = found["operations"]["tested"]
+        figures["test_cases"] = found["test_cases"]["generated"]
+        figures["failures"] = len(found["failures"])
     report("schemathesis", **figures)
     assert run.returncode == 0, summary + run.stderr[-2000:]

@@ -13,9 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from api.resources import Resources
+from common.models import OutboxJob
 from tests.drills.harness import mails_by_address, report
 from tests.support.factories import register, unique_email
+from tests.support.rows import verify_address
 from tests.support.smtp import SMTPServer
 from tests.support.worker import WorkerProcess
 
@@ -23,7 +27,10 @@ pytestmark = pytest.mark.timeout(300)
 
 BATCH = 50
 VISIBILITY_TIMEOUT = 10  # seconds; 300 in production (the drill would otherwise wait 5 min)
-REDELIVER_AFTER = timedelta(seconds=20)  # TASKPIPE_OUTBOX_REDELIVER_SECONDS, 600 in production
+RESTORE_SWEEP = 10  # seconds between the workers' scans for messages past it (worker.app)
+REDELIVER_AFTER = timedelta(seconds=60)
+"""TASKPIPE_OUTBOX_REDELIVER_SECONDS, 600 in production: longer than the broker's bound, as
+there, so the drill measures the broker bringing jobs back, not the relay."""
 
 
 async def _delivered(catcher: Any, addresses: list[str], count: int, timeout: float) -> None:
@@ -38,12 +45,21 @@ async def _delivered(catcher: Any, addresses: list[str], count: int, timeout: fl
         await asyncio.sleep(0.05)
 
 
+async def _outbox_rows(resources: Resources) -> int:
+    async with resources.session_factory() as session:
+        return int((await session.execute(select(func.count(OutboxJob.id)))).scalar_one())
+
+
 async def test_worker_sigkill_children_then_the_whole_group_mid_batch(
-    live_client: httpx.AsyncClient, private_smtp: SMTPServer, relay: Any, tmp_path: Path
+    live_client: httpx.AsyncClient,
+    private_smtp: SMTPServer,
+    relay: Any,
+    resources: Resources,
+    tmp_path: Path,
 ) -> None:
-    """Beat's relay runs as in production: Celery acknowledges the job of a SIGKILLed pool
-    child (WorkerLostError) instead of handing it out again, and only its outbox row,
-    published again after the redelivery bound, brings it back."""
+    """Beat's relay runs as in production. A SIGKILLed pool child's job is rejected with
+    requeue (WorkerLostError) and runs again behind the jobs queued before it; the jobs of
+    the killed group come back once the visibility timeout has passed, at the next sweep."""
     relay(os.environ["TASKPIPE_REDIS_URL"], REDELIVER_AFTER)
     env = {
         "TASKPIPE_SMTP_PORT": str(private_smtp.port),
@@ -66,6 +82,10 @@ async def test_worker_sigkill_children_then_the_whole_group_mid_batch(
         worker.start()  # the orchestrator restarts it
         await _delivered(catcher, addresses, BATCH, 90)
         last_after_kill = time.monotonic() - killed_at
+        # Every job finished (its outbox row gone), those of the killed group included.
+        while await _outbox_rows(resources) and time.monotonic() - killed_at < 90:
+            await asyncio.sleep(0.2)
+        jobs_done_after_kill = time.monotonic() - killed_at
         await asyncio.sleep(VISIBILITY_TIMEOUT)  # room for any late redelivery
     finally:
         worker.stop()
@@ -82,18 +102,21 @@ async def test_worker_sigkill_children_then_the_whole_group_mid_batch(
         "doubled": sum(n - 1 for n in doubled.values()),
         "doubled_with_the_same_message_id": same_id,
         "visibility_timeout_s": VISIBILITY_TIMEOUT,
+        "restore_sweep_s": RESTORE_SWEEP,
         "last_mail_after_group_kill_s": round(last_after_kill, 1),
+        "every_job_done_after_group_kill_s": round(jobs_done_after_kill, 1),
     }
     report("worker_sigkill", **figures)
     assert figures["lost"] == 0, figures
     # At most one copy per job in SMTP at a kill (one per child process, two kills).
     assert figures["doubled"] <= 2 * children_killed, figures
     assert same_id, figures
-    assert last_after_kill <= REDELIVER_AFTER.total_seconds() + 30, figures
+    # The broker brought the group's jobs back, well before the relay would have.
+    assert jobs_done_after_kill <= VISIBILITY_TIMEOUT + RESTORE_SWEEP + 10, figures
 
 
 async def test_two_beats_at_once_send_one_digest_per_user(
-    live_client: httpx.AsyncClient, private_smtp: SMTPServer, tmp_path: Path
+    live_client: httpx.AsyncClient, private_smtp: SMTPServer, resources: Resources, tmp_path: Path
 ) -> None:
     from worker.app import app as celery_app
 
@@ -102,6 +125,10 @@ async def test_two_beats_at_once_send_one_digest_per_user(
     worker.start()
     try:
         accounts = [await register(live_client) for _ in range(5)]
+        async with resources.session_factory() as session:  # reminders go to verified ones
+            for account in accounts:
+                await verify_address(session, account)
+            await session.commit()
         await asyncio.sleep(2)  # verification mails out of the way
         private_smtp.catcher.clear()
         due = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()

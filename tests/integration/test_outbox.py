@@ -16,8 +16,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.resources import Resources
+from common.db.outbox import MAX_PUBLISHES
 from common.jobs import JobPublisher, create_producer
-from common.maintenance.outbox import MAX_PUBLISHES, relay_outbox
+from common.maintenance.outbox import relay_outbox
 from common.models import OutboxJob
 from tests.support.factories import PASSWORD, unique_email
 

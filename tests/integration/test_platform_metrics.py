@@ -1,6 +1,7 @@
 """/metrics reports what no single process owns, read at scrape time: queue depths on the
-broker, the outbox backlog in PostgreSQL, the workers' heartbeats and job outcomes in Redis,
-and each API process's database pool use. A store that does not answer costs its samples only."""
+broker, the outbox's overdue and parked jobs in PostgreSQL, the workers' heartbeats and job
+outcomes in Redis, and each API process's database pool use. A store that does not answer
+costs its samples only."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.metrics import observe_pool
 from api.resources import Resources
 from common import jobstats
+from common.db.outbox import MAX_PUBLISHES
 from common.db.session import create_engine
 from common.models import OutboxJob
 from common.redis import create_redis
@@ -46,27 +48,44 @@ async def test_queue_depths_and_unacknowledged_jobs_come_from_the_broker(
     assert samples["taskpipe_queue_unacknowledged_jobs"] == [({}, 1.0)]
 
 
-async def test_the_outbox_backlog_and_the_age_of_its_oldest_job(
+async def test_the_outbox_reports_overdue_and_parked_jobs_not_jobs_in_flight(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
+    """Rows live until their job finished: their number is the jobs in flight, and a long
+    retry makes an old row, neither of them wrong. What needs an operator: a job due for the
+    relay well past its time (the relay, beat or the broker fails) and a parked one."""
     samples = await _samples(client)
-    assert samples["taskpipe_outbox_pending_jobs"] == [({}, 0.0)]
-    assert samples["taskpipe_outbox_oldest_job_age_seconds"] == [({}, 0.0)]
-    for minutes in (10, 1):
+    for name in ("unfinished", "overdue", "parked"):
+        assert samples[f"taskpipe_outbox_{name}_jobs"] == [({}, 0.0)]
+    assert samples["taskpipe_outbox_oldest_overdue_job_seconds"] == [({}, 0.0)]
+    now = datetime.now(UTC)
+    rows = {
+        "queued, published a minute ago": (now + timedelta(minutes=9), 1),
+        "a retry waiting for 10 min, created 40 min ago": (now + timedelta(minutes=10), 3),
+        "due 20 s ago: the relay's next round takes it": (now - timedelta(seconds=20), 1),
+        "due 5 min ago, never published again: overdue": (now - timedelta(minutes=5), 1),
+        "due 2 min ago, never published again: overdue": (now - timedelta(minutes=2), 0),
+        "parked an hour ago": (now - timedelta(hours=1), MAX_PUBLISHES),
+    }
+    for due_at, publish_count in rows.values():
         session.add(
             OutboxJob(
                 id=uuid.uuid4(),
                 task_name="taskpipe.email.send_verification",
                 queue="email",
                 kwargs={},
-                created_at=datetime.now(UTC) - timedelta(minutes=minutes),
+                due_at=due_at,
+                publish_count=publish_count,
+                created_at=now - timedelta(minutes=40),
             )
         )
     await session.flush()
     samples = await _samples(client)
-    assert samples["taskpipe_outbox_pending_jobs"] == [({}, 2.0)]
-    ((_, age),) = samples["taskpipe_outbox_oldest_job_age_seconds"]
-    assert 600 <= age < 660
+    assert samples["taskpipe_outbox_unfinished_jobs"] == [({}, 6.0)]
+    assert samples["taskpipe_outbox_overdue_jobs"] == [({}, 2.0)]
+    assert samples["taskpipe_outbox_parked_jobs"] == [({}, 1.0)]
+    ((_, overdue_for),) = samples["taskpipe_outbox_oldest_overdue_job_seconds"]
+    assert 240 <= overdue_for < 360  # PostgreSQL's now() is the test transaction's start
 
 
 async def test_heartbeats_and_job_outcomes_recorded_by_workers_are_shown(
@@ -108,7 +127,7 @@ async def test_an_unreachable_broker_or_database_costs_only_their_samples(
         samples = await _samples(c)
     await engine.dispose()
     assert "taskpipe_queue_depth" not in samples
-    assert "taskpipe_outbox_pending_jobs" not in samples
+    assert "taskpipe_outbox_overdue_jobs" not in samples
     assert "taskpipe_http_requests_total" in samples
     after = REGISTRY.get_sample_value("taskpipe_redis_failures_total", {"operation": "queue_depth"})
     assert (after or 0) == (before or 0) + 1

@@ -72,7 +72,12 @@ def test_jobs_can_be_enqueued_for_the_workers(capsys: pytest.CaptureFixture[str]
     assert main(["queues"]) == 0
     depths = _json(capsys)
     assert depths["queues"]["maintenance"] == 1
-    assert depths["outbox_pending"] == 0
+    assert depths["outbox"] == {
+        "unfinished": 0,
+        "overdue": 0,
+        "oldest_overdue_seconds": 0.0,
+        "parked": 0,
+    }
 
 
 def test_check_reports_each_dependency(

@@ -69,7 +69,7 @@ def test_the_servers_of_a_running_stack_are_found_through_its_state_file(
     )
     done = taskpipe("queues", env=bare_environment(TASKPIPE_STACK_FILE=str(stack_file)))
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)) == {"queues", "unacknowledged", "outbox_pending"}
+    assert set(json.loads(done.stdout)) == {"queues", "unacknowledged", "outbox"}
 
     checked = taskpipe(
         "check",

@@ -18,10 +18,12 @@ MAIL_RETRY = RetryPolicy(
     max_retries=12,
     backoff_seconds=get_settings().mail_retry_backoff_seconds,
     backoff_max_seconds=600,
+    keep_failed=True,
 )
 """SMTP and connection hiccups (and a PostgreSQL outage): 5 s doubling by default, capped at
 10 min, 12 retries (about 45 min in all) before the job gives up and logs it. Retries longer
-than the broker may hold wait in the outbox."""
+than the broker may hold wait in the outbox. A mail job that failed for good stays parked in
+the outbox until an operator publishes it again: a mail is never dropped."""
 
 
 def mail_task(name: str) -> Callable[[JobBody], Task[Any, Any]]:
