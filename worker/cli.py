@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--enqueue", action="store_true", help="send to the workers instead")
     jobs.add_parser("list", help="list the jobs")
 
-    commands.add_parser("queues", help="queue depths, unacknowledged jobs, the outbox (in flight, overdue, parked)")
+    commands.add_parser(
+        "queues", help="queue depths, unacknowledged jobs, the outbox (in flight, overdue, parked)"
+    )
     commands.add_parser(
         "check", help="can this process reach PostgreSQL, Redis and SMTP? (and how to connect)"
     )
