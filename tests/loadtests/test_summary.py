@@ -275,7 +275,9 @@ def test_cpu_sampler_measures_a_busy_process_tree(tmp_path: Path) -> None:
     assert {"busy", "postgres", "redis", "runner", "other", "machine"} <= groups
     busy_cores = [float(cores) for _, group, cores in rows if group == "busy"]
     assert len(busy_cores) >= 2
-    assert max(busy_cores) > 0.5, "a spinning process uses most of a core"
+    # A spinning process uses a core when it gets one; on a busy two-core box (CI, other runs)
+    # it may get a third of one, while an idle tree measures ~0.
+    assert max(busy_cores) > 0.2, "a spinning process shows as busy"
 
 
 def test_think_time_override(monkeypatch: pytest.MonkeyPatch) -> None:
