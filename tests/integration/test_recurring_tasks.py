@@ -35,6 +35,13 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+async def daily(client: httpx.AsyncClient, account: Account) -> dict[str, Any]:
+    """A task due on Monday 4 January 2027 at 09:00 UTC, recurring every day."""
+    return await create_task(
+        client, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
+    )
+
+
 async def in_zone(client: httpx.AsyncClient, account: Account, zone: str) -> None:
     response = await client.patch(ME, json={"timezone": zone}, headers=account.headers)
     assert response.status_code == 200, response.text
@@ -312,9 +319,7 @@ async def test_a_recurrence_without_due_date_or_of_the_wrong_shape_is_refused(
 
 async def test_a_recurring_task_keeps_its_due_date(client: httpx.AsyncClient) -> None:
     account = await register(client)
-    task = await create_task(
-        client, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
-    )
+    task = await daily(client, account)
     response = await client.patch(
         f"{TASKS}/{task['id']}",
         json={"due_date": None},
@@ -362,9 +367,7 @@ async def test_skip_refuses_what_it_cannot_skip(client: httpx.AsyncClient) -> No
     assert response.status_code == 409
     assert response.json()["type"].endswith("task-not-recurring")
 
-    recurring = await create_task(
-        client, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
-    )
+    recurring = await daily(client, account)
     await complete(client, account, recurring)
     response = await client.post(f"{TASKS}/{recurring['id']}/skip", headers=account.headers)
     assert response.status_code == 409
@@ -387,9 +390,7 @@ async def test_a_retried_skip_with_an_idempotency_key_moves_the_task_once(
     client: httpx.AsyncClient,
 ) -> None:
     account = await register(client)
-    task = await create_task(
-        client, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
-    )
+    task = await daily(client, account)
     headers = {**account.headers, "Idempotency-Key": "skip-1"}
     first = await client.post(f"{TASKS}/{task['id']}/skip", headers=headers)
     again = await client.post(f"{TASKS}/{task['id']}/skip", headers=headers)
@@ -408,9 +409,7 @@ async def test_a_retried_completion_with_an_idempotency_key_creates_one_next_occ
     client: httpx.AsyncClient,
 ) -> None:
     account = await register(client)
-    task = await create_task(
-        client, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
-    )
+    task = await daily(client, account)
     first = await complete(client, account, task, **{"Idempotency-Key": "done-1"})
     again = await complete(client, account, task, **{"Idempotency-Key": "done-1"})
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -425,9 +424,7 @@ async def test_reopening_and_completing_again_creates_no_second_occurrence(
     client: httpx.AsyncClient,
 ) -> None:
     account = await register(client)
-    task = await create_task(
-        client, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
-    )
+    task = await daily(client, account)
     following = await completed_next(client, account, task)
     reopened = await client.patch(
         f"{TASKS}/{task['id']}",
@@ -445,9 +442,7 @@ async def test_racing_completions_create_one_next_occurrence(
     live_client: httpx.AsyncClient,
 ) -> None:
     account = await register(live_client)
-    task = await create_task(
-        live_client, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
-    )
+    task = await daily(live_client, account)
     responses = await asyncio.gather(*(complete(live_client, account, task) for _ in range(6)))
     assert Counter(r.status_code for r in responses) == {200: 6}
     assert len({r.json()["next_occurrence"]["id"] for r in responses}) == 1
@@ -459,9 +454,7 @@ async def test_every_occurrence_gets_its_own_reminder(
 ) -> None:
     account = await register(client)
     await verify_address(session, account)
-    task = await create_task(
-        client, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
-    )
+    task = await daily(client, account)
     (first,) = await claim(session, resources, datetime(2027, 1, 4, 8, 30, tzinfo=UTC))
     assert [str(t) for t in first.task_ids] == [task["id"]]
     following = await completed_next(client, account, task)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
@@ -26,7 +25,7 @@ from tests.support.factories import Account, register
 from tests.support.smtp import MailCatcher, SMTPServer, text_part
 from tests.support.tasks import create_task
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.support.webhooks import WEBHOOKS, create_webhook, deliveries, webhook_client
+from tests.support.webhooks import WEBHOOKS, create_webhook, deliveries
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.worker
@@ -43,14 +42,6 @@ def webhook_worker(
     worker.start()
     yield worker
     worker.stop()
-
-
-@pytest.fixture
-async def hooks(
-    app: FastAPI, resources: Resources, committed_data: None
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with webhook_client(app, resources, webhook_allow_insecure=True) as client:
-        yield client
 
 
 async def settled(
@@ -73,14 +64,14 @@ def test_deliveries_go_to_their_own_queue() -> None:
 
 
 async def test_a_change_reaches_the_receiver_signed_and_a_500_is_retried_under_the_same_id(
-    hooks: httpx.AsyncClient, webhook_worker: WorkerProcess
+    live_hooks: httpx.AsyncClient, webhook_worker: WorkerProcess
 ) -> None:
     with WebhookReceiver() as receiver:
         receiver.fail_next(1, status=500)
-        account = await register(hooks)
-        webhook = await create_webhook(hooks, account, receiver.url(), events=["task.created"])
+        account = await register(live_hooks)
+        webhook = await create_webhook(live_hooks, account, receiver.url(), events=["task.created"])
         receiver.secret = webhook["secret"]
-        task = await create_task(hooks, account, title="Call the plumber")
+        task = await create_task(live_hooks, account, title="Call the plumber")
         failed, delivered = await asyncio.to_thread(receiver.wait_for, 2, 30.0)
 
     assert failed.headers["webhook-id"] == delivered.headers["webhook-id"]
@@ -88,7 +79,7 @@ async def test_a_change_reaches_the_receiver_signed_and_a_500_is_retried_under_t
     assert failed.signature_valid and delivered.signature_valid
     event = Webhook(webhook["secret"]).verify(delivered.body, delivered.headers)
     assert (event["type"], event["data"]["id"]) == ("task.created", task["id"])
-    log = await settled(hooks, account, webhook["id"])
+    log = await settled(live_hooks, account, webhook["id"])
     assert log["status"] == "delivered"
     assert [a["status_code"] for a in log["attempts"]] == [500, 200]
     assert delivered.headers["webhook-id"] == f"msg_{uuid.UUID(log['id']).hex}"
@@ -99,15 +90,15 @@ async def test_a_change_reaches_the_receiver_signed_and_a_500_is_retried_under_t
 
 
 async def test_an_endpoint_failing_for_three_days_is_disabled_and_its_owner_mailed(
-    hooks: httpx.AsyncClient,
+    live_hooks: httpx.AsyncClient,
     resources: Resources,
     mailbox: MailCatcher,
     webhook_worker: WorkerProcess,
 ) -> None:
     with WebhookReceiver() as receiver:
         receiver.fail_next(5, status=500)
-        account = await register(hooks)
-        webhook = await create_webhook(hooks, account, receiver.url(), events=["task.*"])
+        account = await register(live_hooks)
+        webhook = await create_webhook(live_hooks, account, receiver.url(), events=["task.*"])
         async with resources.session_factory() as session:
             await session.execute(
                 update(User)
@@ -121,7 +112,7 @@ async def test_an_endpoint_failing_for_three_days_is_disabled_and_its_owner_mail
                 .values(failing_since=datetime.now(UTC) - timedelta(days=3, minutes=1))
             )
             await session.commit()
-        await create_task(hooks, account, title="One more")
+        await create_task(live_hooks, account, title="One more")
         # The verification link of the registration, and the notice.
         mails = await asyncio.to_thread(mailbox.wait_for, account.email, 2, 30.0)
         (mail,) = [m for m in mails if "webhook" in m["Subject"]]
@@ -131,7 +122,7 @@ async def test_an_endpoint_failing_for_three_days_is_disabled_and_its_owner_mail
     body = text_part(mail)
     assert receiver.url() in body
     assert f"/api/v1/webhooks/{webhook['id']}" in body
-    shown = (await hooks.get(f"{WEBHOOKS}/{webhook['id']}", headers=account.headers)).json()
+    shown = (await live_hooks.get(f"{WEBHOOKS}/{webhook['id']}", headers=account.headers)).json()
     assert shown["enabled"] is False
     assert "HTTP 500" in shown["disabled_reason"]
-    assert (await settled(hooks, account, webhook["id"]))["status"] == "failed"
+    assert (await settled(live_hooks, account, webhook["id"]))["status"] == "failed"

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from api.resources import Resources
 from tests.support.factories import register
 from tests.support.tasks import create_task
 from tests.support.webhook_receiver import Answer, WebhookReceiver
-from tests.support.webhooks import create_webhook, deliveries, webhook_client
+from tests.support.webhooks import create_webhook, deliveries
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.worker
@@ -27,26 +24,18 @@ pytestmark = pytest.mark.worker
 ENV = {"TASKPIPE_BROKER_VISIBILITY_TIMEOUT": "2", "TASKPIPE_WEBHOOK_ALLOW_INSECURE": "true"}
 
 
-@pytest.fixture
-async def hooks(
-    app: FastAPI, resources: Resources, committed_data: None
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with webhook_client(app, resources, webhook_allow_insecure=True) as client:
-        yield client
-
-
 async def test_a_worker_killed_mid_delivery_is_followed_by_the_same_webhook_id(
-    hooks: httpx.AsyncClient, tmp_path: Path
+    live_hooks: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     with WebhookReceiver() as receiver:
         receiver.answer(Answer(200, delay_seconds=30))  # the receiver holds the first request
-        account = await register(hooks)
-        webhook = await create_webhook(hooks, account, receiver.url(), events=["task.created"])
+        account = await register(live_hooks)
+        webhook = await create_webhook(live_hooks, account, receiver.url(), events=["task.created"])
         receiver.secret = webhook["secret"]
         first = WorkerProcess(ENV, tmp_path / "first.log")
         first.start()
         try:
-            await create_task(hooks, account, title="Renew the passport")
+            await create_task(live_hooks, account, title="Renew the passport")
             await asyncio.to_thread(receiver.wait_for, 1, 20.0)
             first.kill()  # SIGKILL mid-request: no ack, no record of the attempt
         finally:
@@ -57,7 +46,7 @@ async def test_a_worker_killed_mid_delivery_is_followed_by_the_same_webhook_id(
         try:
             killed, redone = await asyncio.to_thread(receiver.wait_for, 2, 30.0)
             deadline = time.monotonic() + 20
-            while (await deliveries(hooks, account, webhook["id"]))[0]["status"] == "pending":
+            while (await deliveries(live_hooks, account, webhook["id"]))[0]["status"] == "pending":
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1)
@@ -68,7 +57,7 @@ async def test_a_worker_killed_mid_delivery_is_followed_by_the_same_webhook_id(
     assert killed.headers["webhook-id"] == redone.headers["webhook-id"]
     assert killed.body == redone.body
     assert killed.signature_valid and redone.signature_valid
-    (delivery,) = await deliveries(hooks, account, webhook["id"])
+    (delivery,) = await deliveries(live_hooks, account, webhook["id"])
     assert delivery["status"] == "delivered"
     (attempt,) = delivery["attempts"]  # the killed attempt left no record; the receiver did
     assert attempt["status_code"] == 200
