@@ -86,9 +86,10 @@ def _delivery_response(found: Deliveries) -> Response:
     description="The URL must be https and resolve only to public addresses (400 naming why "
     "not). The answer carries the signing `secret`, shown this once. Every matching change is "
     "then POSTed with the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, "
-    "`webhook-signature`). 409 `webhook-limit-reached` past the per-account limit; 429 past "
-    "the limit of webhook changes.",
-    responses=documented_problems(400, 401, 409, 429),
+    "`webhook-signature`). 403 `email-not-verified` until the account's address is "
+    "confirmed; 409 `webhook-limit-reached` past the per-account limit; 429 past the limit of "
+    "webhook changes.",
+    responses=documented_problems(400, 401, 403, 409, 429),
 )
 async def create_webhook(
     body: WebhookCreate, principal: OutboundPrincipal, webhooks: WebhookServiceDep

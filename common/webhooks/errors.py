@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.errors import Conflict, NotFound
+from common.errors import AppError, Conflict, NotFound
 
 
 class WebhookNotFound(NotFound):
@@ -29,3 +29,15 @@ class WebhookDisabled(Conflict):
 
     def __init__(self) -> None:
         super().__init__("The webhook is disabled; enable it first (PATCH with `enabled: true`)")
+
+
+class AddressNotVerified(AppError):
+    status = 403
+    code = "email-not-verified"
+    title = "Email address not verified"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Confirm your email address first: webhooks make this server call out, "
+            "so they are for verified accounts only"
+        )

@@ -1,6 +1,10 @@
 """Webhook endpoints as their owner manages them: create, change, rotate the secret, test,
 read the deliveries log and redeliver.
 
+Only a verified account creates webhooks: each makes this server POST to a host of the
+user's choosing, up to 10 endpoints and some 25 attempts per event, which a throwaway account
+could otherwise aim at someone else's server.
+
 A URL is checked (`targets.check_target`: https, and every address it resolves to public)
 before anything touches the database, so no pooled connection waits for DNS; the worker checks
 it again at every delivery. The number of endpoints per user is capped, under a per-user lock
@@ -18,7 +22,9 @@ from typing import Any
 from common.config import Settings
 from common.db.uow import UnitOfWork
 from common.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from common.users.repository import UserRepository
 from common.webhooks.errors import (
+    AddressNotVerified,
     DeliveryNotFound,
     WebhookDisabled,
     WebhookLimitReached,
@@ -56,8 +62,11 @@ class WebhookService:
         self, user_id: uuid.UUID, *, url: str, events: Sequence[str], description: str | None
     ) -> WebhookEndpoint:
         """A new endpoint with a new secret (the caller shows it once)."""
-        checked = await self._checked(url)
         subscribed = subscriptions(events)
+        checked = await self._checked(url)
+        owner = await UserRepository(self._uow.session).get(user_id)
+        if owner is None or owner.email_verified_at is None:
+            raise AddressNotVerified()
         await self._webhooks.lock_owner(user_id)
         if await self._webhooks.count(user_id) >= self._settings.webhooks_per_user:
             raise WebhookLimitReached(self._settings.webhooks_per_user)

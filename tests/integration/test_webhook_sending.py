@@ -22,14 +22,14 @@ from standardwebhooks.webhooks import Webhook
 from api.resources import Resources
 from common.db.locks import try_advisory_lock
 from common.jobs import JobName
-from common.models import MailQuota, OutboxJob, WebhookDelivery, WebhookEndpoint
+from common.models import MailQuota, OutboxJob, User, WebhookDelivery, WebhookEndpoint
 from common.webhooks.retention import DELIVERY_RETENTION, purge_old_deliveries
 from common.webhooks.sending import DISABLE_AFTER, SendResult, Sent, WebhookSender, message_id
-from tests.support.factories import Account, register
+from tests.support.factories import Account
 from tests.support.rows import verify_address
 from tests.support.tasks import create_task
 from tests.support.webhook_receiver import Answer, FakeDNS, WebhookReceiver
-from tests.support.webhooks import DNS, create_webhook, deliveries, webhook_client
+from tests.support.webhooks import DNS, create_webhook, deliveries, webhook_client, webhook_owner
 
 RETRY_WITHIN = 10.0
 
@@ -85,7 +85,7 @@ async def endpoint(session: AsyncSession, webhook: dict[str, Any]) -> WebhookEnd
 async def test_a_delivery_is_signed_as_standard_webhooks_verifies_it(
     hooks: httpx.AsyncClient, test_resources: Resources, receiver: WebhookReceiver
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
     now = datetime.now(UTC)
     assert (await send(test_resources, delivery_id, now)).outcome is Sent.DELIVERED
@@ -118,7 +118,7 @@ async def test_a_server_error_is_retried_under_the_same_id_until_it_is_delivered
     receiver: WebhookReceiver,
     session: AsyncSession,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
     receiver.answer(Answer(503, body=b"down for maintenance"))
     now = datetime.now(UTC)
@@ -146,7 +146,7 @@ async def test_a_server_error_is_retried_under_the_same_id_until_it_is_delivered
 async def test_retry_after_is_honoured_before_the_next_attempt(
     hooks: httpx.AsyncClient, test_resources: Resources, receiver: WebhookReceiver
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
     receiver.answer(Answer(429, headers={"Retry-After": "120"}))
     now = datetime.now(UTC)
@@ -179,7 +179,7 @@ async def test_other_client_errors_and_redirects_are_not_retried(
     answer: Answer,
     outcome: str,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
     receiver.answer(answer)
     result = await send(test_resources, delivery_id, datetime.now(UTC))
@@ -194,7 +194,7 @@ async def test_other_client_errors_and_redirects_are_not_retried(
 async def test_retries_end_with_the_retry_period(
     hooks: httpx.AsyncClient, test_resources: Resources, receiver: WebhookReceiver
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
     receiver.fail_next(2)
     now = datetime.now(UTC)
@@ -228,7 +228,7 @@ async def test_a_target_that_turned_unsafe_is_refused_at_delivery_and_not_retrie
 ) -> None:
     """The URL passed its check at creation; since then it changed (here: in the database)
     or its name resolves elsewhere. The delivery checks again, after DNS."""
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, "https://hooks.example.com/taskpipe")
     await session.execute(
         update(WebhookEndpoint)
@@ -250,7 +250,7 @@ async def test_an_endpoint_failing_for_three_days_is_disabled_and_its_owner_mail
     receiver: WebhookReceiver,
     session: AsyncSession,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     await verify_address(session, account)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
     receiver.fail_next(10)
@@ -306,8 +306,12 @@ async def test_an_unverified_owner_is_not_mailed_when_the_endpoint_is_disabled(
     receiver: WebhookReceiver,
     session: AsyncSession,
 ) -> None:
-    account = await register(hooks)
+    """Verified when the webhook was made, no longer when it is disabled (a changed address)."""
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
+    await session.execute(
+        update(User).where(User.email == account.email).values(email_verified_at=None)
+    )
     receiver.fail_next(2)
     mails = await session.scalar(
         select(MailQuota.mails_today).where(MailQuota.address == account.email)
@@ -335,7 +339,7 @@ async def test_an_unverified_owner_is_not_mailed_when_the_endpoint_is_disabled(
 async def test_during_a_rotation_both_secrets_sign(
     hooks: httpx.AsyncClient, test_resources: Resources, receiver: WebhookReceiver
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
     rotated = (
         await hooks.post(f"/api/v1/webhooks/{webhook['id']}/rotate-secret", headers=account.headers)
@@ -351,7 +355,7 @@ async def test_during_a_rotation_both_secrets_sign(
 async def test_a_run_that_finds_another_attempting_or_an_old_round_sends_nothing(
     hooks: httpx.AsyncClient, test_resources: Resources, receiver: WebhookReceiver
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook, delivery_id = await owed(hooks, account, receiver.url(), receiver)
     now = datetime.now(UTC)
     async with try_advisory_lock(test_resources.engine, f"webhook:{delivery_id}") as held:
@@ -375,7 +379,7 @@ async def test_a_run_that_finds_another_attempting_or_an_old_round_sends_nothing
 async def test_the_deliveries_log_is_purged_after_its_retention(
     hooks: httpx.AsyncClient, test_resources: Resources, session: AsyncSession
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook = await create_webhook(hooks, account)
     for index in range(5):
         await create_task(hooks, account, title=f"Task {index}")

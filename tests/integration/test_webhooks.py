@@ -31,6 +31,7 @@ from tests.support.webhooks import (
     create_webhook,
     deliveries,
     webhook_client,
+    webhook_owner,
 )
 
 
@@ -59,8 +60,10 @@ async def _jobs(session: AsyncSession) -> list[OutboxJob]:
 # Endpoints ------------------------------------------------------------------------------
 
 
-async def test_create_answers_the_secret_once(hooks: httpx.AsyncClient) -> None:
-    account = await register(hooks)
+async def test_create_answers_the_secret_once(
+    hooks: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    account = await webhook_owner(hooks, test_resources)
     response = await hooks.post(
         WEBHOOKS,
         json={
@@ -85,6 +88,17 @@ async def test_create_answers_the_secret_once(hooks: httpx.AsyncClient) -> None:
     assert listed == {"items": [fetched], "total": 1}
 
 
+async def test_only_a_verified_account_creates_webhooks(hooks: httpx.AsyncClient) -> None:
+    """Each webhook makes this server POST to a host of the user's choosing: a throwaway
+    account must not aim that at someone else's server."""
+    account = await register(hooks)
+    response = await hooks.post(
+        WEBHOOKS, json={"url": PUBLIC_URL, "events": ["task.*"]}, headers=account.headers
+    )
+    assert response.status_code == 403
+    assert response.json()["type"].endswith("email-not-verified")
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
@@ -105,9 +119,12 @@ async def test_create_answers_the_secret_once(hooks: httpx.AsyncClient) -> None:
     ],
 )
 async def test_targets_that_are_not_public_https_are_refused(
-    hooks: httpx.AsyncClient, url: str, reason: str
+    hooks: httpx.AsyncClient,
+    url: str,
+    reason: str,
+    test_resources: Resources,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     response = await hooks.post(
         WEBHOOKS, json={"url": url, "events": ["task.*"]}, headers=account.headers
     )
@@ -124,7 +141,7 @@ async def test_localhost_by_name_is_refused_with_the_real_resolver(
     from common.webhooks.targets import system_resolver
 
     async with webhook_client(app, test_resources, dns=system_resolver) as client:  # type: ignore[arg-type]
-        account = await register(client)
+        account = await webhook_owner(client, test_resources)
         response = await client.post(
             WEBHOOKS,
             json={"url": "https://localhost:8443/x", "events": ["task.*"]},
@@ -138,7 +155,7 @@ async def test_allow_insecure_admits_http_and_loopback_but_never_private_or_meta
     app: FastAPI, test_resources: Resources
 ) -> None:
     async with webhook_client(app, test_resources, webhook_allow_insecure=True) as client:
-        account = await register(client)
+        account = await webhook_owner(client, test_resources)
         created = await create_webhook(client, account, "http://127.0.0.1:9/hook")
         assert created["url"] == "http://127.0.0.1:9/hook"
         for url in ("http://10.0.0.1/x", "http://169.254.169.254/x", "http://private.example.com"):
@@ -168,9 +185,12 @@ async def test_allow_insecure_admits_http_and_loopback_but_never_private_or_meta
     ],
 )
 async def test_bad_input_is_a_400_naming_the_field(
-    hooks: httpx.AsyncClient, body: dict[str, Any], field: str
+    hooks: httpx.AsyncClient,
+    body: dict[str, Any],
+    field: str,
+    test_resources: Resources,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     response = await hooks.post(WEBHOOKS, json=body, headers=account.headers)
     assert response.status_code == 400, response.text
     assert field in _fields(response)
@@ -180,7 +200,7 @@ async def test_an_account_has_a_bounded_number_of_webhooks(
     app: FastAPI, test_resources: Resources
 ) -> None:
     async with webhook_client(app, test_resources, webhooks_per_user=2) as client:
-        account = await register(client)
+        account = await webhook_owner(client, test_resources)
         first = await create_webhook(client, account)
         await create_webhook(client, account)
         response = await client.post(
@@ -190,7 +210,7 @@ async def test_an_account_has_a_bounded_number_of_webhooks(
         assert response.json()["type"].endswith("webhook-limit-reached")
         assert (await client.delete(_url(first["id"]), headers=account.headers)).status_code == 204
         await create_webhook(client, account)
-        other = await register(client)
+        other = await webhook_owner(client, test_resources)
         await create_webhook(client, other)  # the cap is per account
 
 
@@ -199,7 +219,7 @@ async def test_creates_changes_tests_and_redeliveries_share_a_tighter_limit(
 ) -> None:
     dns = FakeDNS(DNS)
     async with webhook_client(app, test_resources, dns=dns, webhook_rate_limit=3) as client:
-        account = await register(client)
+        account = await webhook_owner(client, test_resources)
         webhook = await create_webhook(client, account)
         assert (
             await client.patch(
@@ -217,12 +237,14 @@ async def test_creates_changes_tests_and_redeliveries_share_a_tighter_limit(
         assert int(refused.headers["Retry-After"]) > 0
         assert len(dns.lookups) == lookups  # refused before any DNS
         assert (await client.get(_url(webhook["id"]), headers=account.headers)).status_code == 200
-        other = await register(client)
+        other = await webhook_owner(client, test_resources)
         await create_webhook(client, other)
 
 
-async def test_patch_changes_what_is_sent_and_checks_a_new_url(hooks: httpx.AsyncClient) -> None:
-    account = await register(hooks)
+async def test_patch_changes_what_is_sent_and_checks_a_new_url(
+    hooks: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    account = await webhook_owner(hooks, test_resources)
     webhook = await create_webhook(hooks, account)
     response = await hooks.patch(
         _url(webhook["id"]),
@@ -249,8 +271,10 @@ async def test_patch_changes_what_is_sent_and_checks_a_new_url(hooks: httpx.Asyn
     assert cleared.json()["description"] is None
 
 
-async def test_disabling_and_enabling(hooks: httpx.AsyncClient, session: AsyncSession) -> None:
-    account = await register(hooks)
+async def test_disabling_and_enabling(
+    hooks: httpx.AsyncClient, session: AsyncSession, test_resources: Resources
+) -> None:
+    account = await webhook_owner(hooks, test_resources)
     webhook = await create_webhook(hooks, account)
     off = await hooks.patch(_url(webhook["id"]), json={"enabled": False}, headers=account.headers)
     assert off.json()["enabled"] is False
@@ -267,8 +291,10 @@ async def test_disabling_and_enabling(hooks: httpx.AsyncClient, session: AsyncSe
     assert len(await deliveries(hooks, account, webhook["id"])) == 1
 
 
-async def test_rotating_keeps_the_old_secret_signing_for_a_day(hooks: httpx.AsyncClient) -> None:
-    account = await register(hooks)
+async def test_rotating_keeps_the_old_secret_signing_for_a_day(
+    hooks: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    account = await webhook_owner(hooks, test_resources)
     webhook = await create_webhook(hooks, account)
     response = await hooks.post(f"{_url(webhook['id'])}/rotate-secret", headers=account.headers)
     assert response.status_code == 200
@@ -282,9 +308,11 @@ async def test_rotating_keeps_the_old_secret_signing_for_a_day(hooks: httpx.Asyn
 
 
 async def test_delete_removes_the_webhook_and_its_log(
-    hooks: httpx.AsyncClient, session: AsyncSession
+    hooks: httpx.AsyncClient,
+    session: AsyncSession,
+    test_resources: Resources,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook = await create_webhook(hooks, account)
     await create_task(hooks, account)
     assert (await hooks.delete(_url(webhook["id"]), headers=account.headers)).status_code == 204
@@ -296,8 +324,13 @@ async def test_delete_removes_the_webhook_and_its_log(
     assert remaining is None
 
 
-async def test_another_users_webhook_is_404_on_every_route(hooks: httpx.AsyncClient) -> None:
-    owner, intruder = await register(hooks), await register(hooks)
+async def test_another_users_webhook_is_404_on_every_route(
+    hooks: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    owner, intruder = (
+        await webhook_owner(hooks, test_resources),
+        await webhook_owner(hooks, test_resources),
+    )
     webhook = await create_webhook(hooks, owner)
     await create_task(hooks, owner)
     (delivery,) = await deliveries(hooks, owner, webhook["id"])
@@ -323,7 +356,9 @@ async def test_another_users_webhook_is_404_on_every_route(hooks: httpx.AsyncCli
     assert still["description"] is None
 
 
-async def test_webhook_routes_need_a_token_and_well_formed_ids(hooks: httpx.AsyncClient) -> None:
+async def test_webhook_routes_need_a_token_and_well_formed_ids(
+    hooks: httpx.AsyncClient, test_resources: Resources
+) -> None:
     some = str(uuid.uuid4())
     for method, url in [
         ("POST", WEBHOOKS),
@@ -337,7 +372,7 @@ async def test_webhook_routes_need_a_token_and_well_formed_ids(hooks: httpx.Asyn
         ("POST", f"{_url(some)}/deliveries/{some}/redeliver"),
     ]:
         assert (await hooks.request(method, url)).status_code == 401, (method, url)
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     assert (await hooks.get(_url("nope"), headers=account.headers)).status_code == 400
     webhook = await create_webhook(hooks, account)
     bad = await hooks.post(
@@ -359,9 +394,11 @@ async def test_webhook_routes_need_a_token_and_well_formed_ids(hooks: httpx.Asyn
 
 
 async def test_every_subscribed_change_is_owed_in_its_own_transaction(
-    hooks: httpx.AsyncClient, session: AsyncSession
+    hooks: httpx.AsyncClient,
+    session: AsyncSession,
+    test_resources: Resources,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     everything = await create_webhook(hooks, account)
     completions = await create_webhook(hooks, account, events=["task.completed"])
     categories = await create_webhook(hooks, account, events=["category.*"])
@@ -422,8 +459,9 @@ async def test_every_subscribed_change_is_owed_in_its_own_transaction(
 
 async def test_completing_a_recurring_task_reports_the_completion_and_the_new_occurrence(
     hooks: httpx.AsyncClient,
+    test_resources: Resources,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook = await create_webhook(hooks, account, events=["task.*"])
     task = await create_task(
         hooks, account, due_date="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY"
@@ -445,8 +483,13 @@ async def test_completing_a_recurring_task_reports_the_completion_and_the_new_oc
     }
 
 
-async def test_nothing_is_owed_for_unchanged_data_or_other_users(hooks: httpx.AsyncClient) -> None:
-    account, stranger = await register(hooks), await register(hooks)
+async def test_nothing_is_owed_for_unchanged_data_or_other_users(
+    hooks: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    account, stranger = (
+        await webhook_owner(hooks, test_resources),
+        await webhook_owner(hooks, test_resources),
+    )
     webhook = await create_webhook(hooks, account)
     task = await create_task(hooks, account)
     await hooks.patch(
@@ -459,9 +502,11 @@ async def test_nothing_is_owed_for_unchanged_data_or_other_users(hooks: httpx.As
 
 
 async def test_a_test_event_and_a_redelivery_are_queued_for_the_worker(
-    hooks: httpx.AsyncClient, session: AsyncSession
+    hooks: httpx.AsyncClient,
+    session: AsyncSession,
+    test_resources: Resources,
 ) -> None:
-    account = await register(hooks)
+    account = await webhook_owner(hooks, test_resources)
     webhook = await create_webhook(hooks, account, events=["task.deleted"])
     response = await hooks.post(f"{_url(webhook['id'])}/test", headers=account.headers)
     assert response.status_code == 202
@@ -488,8 +533,10 @@ async def test_a_test_event_and_a_redelivery_are_queued_for_the_worker(
     assert {job.kwargs["delivery_id"] for job in await _jobs(session)} == {test["id"]}
 
 
-async def test_deliveries_are_paged_newest_first(hooks: httpx.AsyncClient) -> None:
-    account = await register(hooks)
+async def test_deliveries_are_paged_newest_first(
+    hooks: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    account = await webhook_owner(hooks, test_resources)
     webhook = await create_webhook(hooks, account)
     created = [await create_task(hooks, account, title=f"Task {i}") for i in range(5)]
     first = await deliveries(hooks, account, webhook["id"], limit=2)

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 
 from api.resources import Resources
 from api.routers.webhooks import get_resolver
-from tests.support.factories import Account
+from tests.support.factories import Account, register
+from tests.support.rows import verify_address
 from tests.support.webhook_receiver import FakeDNS
 
 WEBHOOKS = "/api/v1/webhooks"
@@ -47,6 +48,15 @@ async def webhook_client(
     finally:
         app.dependency_overrides.pop(get_resolver, None)
         app.state.resources = None
+
+
+async def webhook_owner(client: httpx.AsyncClient, resources: Resources) -> Account:
+    """A registered account whose address is verified (only those create webhooks)."""
+    account = await register(client)
+    async with resources.session_factory() as session:
+        await verify_address(session, account)
+        await session.commit()
+    return account
 
 
 async def create_webhook(

@@ -20,12 +20,12 @@ from standardwebhooks.webhooks import Webhook
 
 from api.resources import Resources
 from common.jobs import JobName, Queue
-from common.models import User, WebhookEndpoint
-from tests.support.factories import Account, register
+from common.models import WebhookEndpoint
+from tests.support.factories import Account
 from tests.support.smtp import MailCatcher, SMTPServer, text_part
 from tests.support.tasks import create_task
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.support.webhooks import WEBHOOKS, create_webhook, deliveries
+from tests.support.webhooks import WEBHOOKS, create_webhook, deliveries, webhook_owner
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.worker
@@ -64,11 +64,13 @@ def test_deliveries_go_to_their_own_queue() -> None:
 
 
 async def test_a_change_reaches_the_receiver_signed_and_a_500_is_retried_under_the_same_id(
-    live_hooks: httpx.AsyncClient, webhook_worker: WorkerProcess
+    live_hooks: httpx.AsyncClient,
+    webhook_worker: WorkerProcess,
+    resources: Resources,
 ) -> None:
     with WebhookReceiver() as receiver:
         receiver.fail_next(1, status=500)
-        account = await register(live_hooks)
+        account = await webhook_owner(live_hooks, resources)
         webhook = await create_webhook(live_hooks, account, receiver.url(), events=["task.created"])
         receiver.secret = webhook["secret"]
         task = await create_task(live_hooks, account, title="Call the plumber")
@@ -97,14 +99,9 @@ async def test_an_endpoint_failing_for_three_days_is_disabled_and_its_owner_mail
 ) -> None:
     with WebhookReceiver() as receiver:
         receiver.fail_next(5, status=500)
-        account = await register(live_hooks)
+        account = await webhook_owner(live_hooks, resources)
         webhook = await create_webhook(live_hooks, account, receiver.url(), events=["task.*"])
         async with resources.session_factory() as session:
-            await session.execute(
-                update(User)
-                .where(User.email == account.email)
-                .values(email_verified_at=datetime.now(UTC))
-            )
             # Failing since three days (and a minute): the next failure disables it.
             await session.execute(
                 update(WebhookEndpoint)

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.factories import register
+from api.resources import Resources
 from tests.support.tasks import create_task
 from tests.support.webhook_receiver import Answer, WebhookReceiver
-from tests.support.webhooks import create_webhook, deliveries
+from tests.support.webhooks import create_webhook, deliveries, webhook_owner
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.worker
@@ -25,11 +25,13 @@ ENV = {"TASKPIPE_BROKER_VISIBILITY_TIMEOUT": "2", "TASKPIPE_WEBHOOK_ALLOW_INSECU
 
 
 async def test_a_worker_killed_mid_delivery_is_followed_by_the_same_webhook_id(
-    live_hooks: httpx.AsyncClient, tmp_path: Path
+    live_hooks: httpx.AsyncClient,
+    tmp_path: Path,
+    resources: Resources,
 ) -> None:
     with WebhookReceiver() as receiver:
         receiver.answer(Answer(200, delay_seconds=30))  # the receiver holds the first request
-        account = await register(live_hooks)
+        account = await webhook_owner(live_hooks, resources)
         webhook = await create_webhook(live_hooks, account, receiver.url(), events=["task.created"])
         receiver.secret = webhook["secret"]
         first = WorkerProcess(ENV, tmp_path / "first.log")
