@@ -22,6 +22,7 @@ from api.resources import Resources
 from common.jobs import JobName, Queue
 from common.models import WebhookEndpoint
 from tests.support.factories import Account
+from tests.support.flower import FLOWER_PASSWORD, FLOWER_USER
 from tests.support.smtp import MailCatcher, SMTPServer, text_part
 from tests.support.tasks import create_task
 from tests.support.webhook_receiver import WebhookReceiver
@@ -123,3 +124,30 @@ async def test_an_endpoint_failing_for_three_days_is_disabled_and_its_owner_mail
     assert shown["enabled"] is False
     assert "HTTP 500" in shown["disabled_reason"]
     assert (await settled(live_hooks, account, webhook["id"]))["status"] == "failed"
+
+
+async def test_flower_shows_the_deliveries_and_their_queue(
+    live_hooks: httpx.AsyncClient,
+    resources: Resources,
+    flower: str,
+    webhook_worker: WorkerProcess,
+) -> None:
+    with WebhookReceiver() as receiver:
+        account = await webhook_owner(live_hooks, resources)
+        webhook = await create_webhook(live_hooks, account, receiver.url(), events=["task.*"])
+        await create_task(live_hooks, account)
+        await asyncio.to_thread(receiver.wait_for, 1, 30.0)
+    assert (await settled(live_hooks, account, webhook["id"]))["status"] == "delivered"
+    auth = (FLOWER_USER, FLOWER_PASSWORD)
+    async with httpx.AsyncClient(base_url=flower, auth=auth) as monitor:
+        deadline = time.monotonic() + 20
+        while True:
+            tasks = (
+                await monitor.get("/api/tasks", params={"taskname": JobName.DELIVER_WEBHOOK})
+            ).json()
+            if [task["result"] for task in tasks.values()] == ["'delivered'"]:
+                break
+            assert time.monotonic() < deadline, tasks
+            await asyncio.sleep(0.3)
+        queues = (await monitor.get("/api/queues/length")).json()["active_queues"]
+    assert Queue.WEBHOOKS in {queue["name"] for queue in queues}
