@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr = SecretStr(DEV_FLOWER_PASSWORD)
 
+    webhook_allow_insecure: bool | None = None
+    """Webhook URLs may be http and loopback (tests, `make run`); private, link-local and
+    metadata addresses stay refused. Unset: on in development only. Refused in production."""
+    webhooks_per_user: PositiveInt = 10
+    webhook_rate_limit: PositiveInt = 30
+    webhook_rate_window_seconds: PositiveInt = 3600
+    """Creates, changes, tests and redeliveries of webhooks per user: each resolves a user's
+    host name or makes the worker call it."""
+
     public_docs: bool = False
     """Serve /docs, /redoc and /openapi.json in production (always on in development/test)."""
     metrics_token: SecretStr | None = None
@@ -162,6 +171,21 @@ class Settings(BaseSettings):
     def is_local(self) -> bool:
         """Development or test: published secrets, open docs and open metrics are fine."""
         return self.env in (Environment.DEVELOPMENT, Environment.TEST)
+
+    @property
+    def webhooks_allow_insecure(self) -> bool:
+        if self.webhook_allow_insecure is None:
+            return self.env is Environment.DEVELOPMENT
+        return self.webhook_allow_insecure
+
+    @model_validator(mode="after")
+    def _refuse_insecure_webhooks_in_production(self) -> Settings:
+        if self.is_production and self.webhook_allow_insecure:
+            raise ValueError(
+                "TASKPIPE_WEBHOOK_ALLOW_INSECURE=true lets users point webhooks at this host's "
+                "own services over plain http: it is for tests and `make run`, not production"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_outside_development(self) -> Settings:

@@ -27,7 +27,9 @@ class Queue:
     EMAIL = "email"
     MAINTENANCE = "maintenance"
     CACHE = "cache"
-    ALL = (EMAIL, MAINTENANCE, CACHE)
+    WEBHOOKS = "webhooks"
+    """Its own queue: a slow receiver (10 s a try) never delays a mail."""
+    ALL = (EMAIL, MAINTENANCE, CACHE, WEBHOOKS)
 
 
 class JobName:
@@ -39,6 +41,9 @@ class JobName:
     RELAY_OUTBOX = "taskpipe.maintenance.relay_outbox"
     WARM_USER_CACHE = "taskpipe.cache.warm_user"
     WARM_ACTIVE_USERS = "taskpipe.cache.warm_active_users"
+    DELIVER_WEBHOOK = "taskpipe.webhooks.deliver"
+    PURGE_WEBHOOK_DELIVERIES = "taskpipe.maintenance.purge_webhook_deliveries"
+    SEND_WEBHOOK_DISABLED_EMAIL = "taskpipe.email.send_webhook_disabled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,18 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "purged_rows": ("taskpipe_purged_rows_total", "Rows removed by the purge job", "table"),
     "reminders": ("taskpipe_reminders_total", "Due-date reminder outcomes", "outcome"),
     "mails": ("taskpipe_mails_total", "Mails by kind", "kind"),
+    "webhooks": (
+        "taskpipe_webhook_deliveries_total",
+        "Webhook delivery attempts by outcome: delivered, retry (planned), failed (for good)",
+        "outcome",
+    ),
     "jobs_succeeded": ("taskpipe_jobs_succeeded_total", "Jobs that finished, by task", "task"),
     "jobs_failed": ("taskpipe_jobs_failed_total", "Jobs that failed for good, by task", "task"),
     "jobs_retried": ("taskpipe_jobs_retried_total", "Job retries scheduled, by task", "task"),
     "jobs": (
         "taskpipe_job_events_total",
-        "Job events worth an operator's eye: mails sent again after an unfinished attempt",
+        "Job events worth an operator's eye: mails sent again after an unfinished attempt, "
+        "webhook endpoints disabled after days of failures",
         "event",
     ),
 }

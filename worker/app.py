@@ -81,6 +81,7 @@ app.conf.update(
         "taskpipe.reminders.*": {"queue": Queue.EMAIL},
         "taskpipe.maintenance.*": {"queue": Queue.MAINTENANCE},
         "taskpipe.cache.*": {"queue": Queue.CACHE},
+        "taskpipe.webhooks.*": {"queue": Queue.WEBHOOKS},
     },
     worker_consumer=Consumer,
     worker_hijack_root_logger=False,
@@ -94,6 +95,10 @@ app.conf.update(
         "scan-due-reminders": {"task": JobName.SCAN_DUE_REMINDERS, "schedule": 60.0},
         "purge-deleted": {"task": JobName.PURGE_DELETED, "schedule": crontab(minute="7")},
         "warm-active-users": {"task": JobName.WARM_ACTIVE_USERS, "schedule": 600.0},
+        "purge-webhook-deliveries": {
+            "task": JobName.PURGE_WEBHOOK_DELIVERIES,
+            "schedule": crontab(minute="37"),
+        },
     },
     timezone="UTC",
     enable_utc=True,

@@ -5,6 +5,7 @@
     taskpipe queues
     taskpipe users create --email E --name N [--password P] [--verified]
     taskpipe check
+    taskpipe webhooks listen [--port 8001] [--secret whsec_...]
 
 Beside a running `make run` it uses that stack's servers, embedded ones included: devstack writes
 them (and `TASKPIPE_ENV=development`) to `.taskpipe/stack.json`, or the file named by
@@ -111,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--password", help="asked for twice on the terminal when omitted")
     create.add_argument("--verified", action="store_true", help="mark the email verified")
+
+    webhooks = commands.add_parser("webhooks", help="webhook tools").add_subparsers(
+        dest="action", required=True
+    )
+    listen = webhooks.add_parser("listen", help="receive, verify and print deliveries (dev)")
+    listen.add_argument("--host", default="127.0.0.1")
+    listen.add_argument("--port", type=int, default=8001)
+    listen.add_argument("--secret", help="the webhook's whsec_ secret, to verify signatures")
     return parser
 
 
@@ -135,6 +144,14 @@ def ask_password() -> str:
 
 
 def execute(args: argparse.Namespace, stack: DevStack | None) -> int:
+    if args.command == "webhooks":  # needs no settings and no server
+        from worker.webhook_listener import listen
+
+        try:
+            return listen(args.host, args.port, args.secret)
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"cannot listen: {exc}") from None
+
     from worker import cli_commands as commands  # reads the settings: only now
 
     settings = get_settings()

@@ -20,12 +20,19 @@ from api.http_cache import (
     json_response,
     match,
 )
-from api.schemas.tasks import QueryDateTime, TaskCreate, TaskOut, TaskPage, TaskUpdate
+from api.schemas.tasks import (
+    QueryDateTime,
+    TaskCreate,
+    TaskOut,
+    TaskPage,
+    TaskUpdate,
+    TaskWithNext,
+)
 from common.tasks.errors import PreconditionRequired
 from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
 from common.tasks.reader import TaskReader
 from common.tasks.service import NewTask, Precondition, TaskService
-from common.tasks.views import render_task
+from common.tasks.views import TaskRow, render_task, render_with_next
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], route_class=UnitOfWorkRoute)
 
@@ -56,10 +63,22 @@ IfMatch = Annotated[
 IfNoneMatch = Annotated[
     str | None, Header(description="An ETag you hold; 304 without a body when it is current")
 ]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Any unique string of up to 255 visible ASCII characters (a UUID)",
+    ),
+]
 
 
 def _location(task_id: uuid.UUID) -> str:
     return f"{router.prefix}/{task_id}"
+
+
+def _task_response(task: TaskRow, body: bytes) -> Response:
+    """`body` about `task`, with the ETag a read of the task alone would have."""
+    return json_response(body, headers={"ETag": etag_for(render_task(task))})
 
 
 def _if_match(header: str | None) -> Precondition | None:
@@ -89,13 +108,7 @@ async def create_task(
     tasks: TaskServiceDep,
     resources: ResourcesDep,
     uow: UnitOfWorkDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Any unique string of up to 255 visible ASCII characters (a UUID)",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def create() -> Response:
         task = await tasks.create(principal.user_id, NewTask(**body.model_dump()))
@@ -213,34 +226,88 @@ async def get_task(
 
 @router.patch(
     "/{task_id}",
-    response_model=TaskOut,
+    response_model=TaskWithNext,
     summary="Change a task",
     description="Optimistic locking: send the `version` you read (stale: 409 with "
     "`current_version`) or the ETag you read in `If-Match` (stale: 412). With neither the "
     "answer is 428. Every change bumps `version` and the ETag; sending only unchanged values "
     "changes nothing. Setting the status to `completed` sets `completed_at`, leaving it "
-    "clears it; changing `due_date` re-arms its reminder. " + NOT_YOURS,
-    responses={200: {"headers": ETAG_HEADER}, **documented_problems(400, 401, 404, 409, 412, 428)},
+    "clears it; changing `due_date` re-arms its reminder. Completing a recurring task creates "
+    "its next occurrence in the same transaction, once however often it is completed; answers "
+    "about a recurring task show it in `next_occurrence`, with the task's own ETag. An "
+    "`Idempotency-Key` replays the first answer to a retried request. " + NOT_YOURS,
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **documented_problems(400, 401, 404, 409, 412, 422, 428),
+    },
 )
 async def update_task(
     task_id: TaskId,
     body: TaskUpdate,
     principal: CurrentPrincipal,
     tasks: TaskServiceDep,
+    resources: ResourcesDep,
+    uow: UnitOfWorkDep,
     if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     if body.version is None and if_match is None:
         raise PreconditionRequired(
             "Send the version you read in the body (`version`) or its ETag in If-Match"
         )
-    task = await tasks.update(
-        principal.user_id,
-        task_id,
-        body.changes(),
-        expected_version=body.version,
-        precondition=_if_match(if_match),
+
+    async def update() -> Response:
+        task = await tasks.update(
+            principal.user_id,
+            task_id,
+            body.changes(),
+            expected_version=body.version,
+            precondition=_if_match(if_match),
+        )
+        if task.recurrence is None:
+            return json_response(render_task(task))
+        next_occurrence = await tasks.next_occurrence(principal.user_id, task)
+        return _task_response(task, render_with_next(task, next_occurrence))
+
+    request = [
+        f"PATCH {_location(task_id)}",
+        body.model_dump(mode="json", exclude_unset=True),
+        if_match,
+    ]
+    return await resources.idempotency.respond(
+        uow, principal.user_id, idempotency_key, request, update
     )
-    return json_response(render_task(task))
+
+
+@router.post(
+    "/{task_id}/skip",
+    response_model=TaskOut,
+    summary="Skip an occurrence of a recurring task",
+    description="Moves the task's due date to its next occurrence without completing it (and "
+    "re-arms its reminder); after an overdue occurrence the next one may still be overdue. "
+    "409 when the task does not recur (`task-not-recurring`), is not open "
+    "(`occurrence-not-open`) or its series has no next occurrence (`series-ended`). An "
+    "optional If-Match makes the skip conditional (stale: 412); with an `Idempotency-Key` a "
+    "retried skip moves the task once. " + NOT_YOURS,
+    responses={200: {"headers": ETAG_HEADER}, **documented_problems(400, 401, 404, 409, 412, 422)},
+)
+async def skip_occurrence(
+    task_id: TaskId,
+    principal: CurrentPrincipal,
+    tasks: TaskServiceDep,
+    resources: ResourcesDep,
+    uow: UnitOfWorkDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def skip() -> Response:
+        task = await tasks.skip(principal.user_id, task_id, precondition=_if_match(if_match))
+        return json_response(render_task(task))
+
+    request = [f"POST {_location(task_id)}/skip", if_match]
+    return await resources.idempotency.respond(
+        uow, principal.user_id, idempotency_key, request, skip
+    )
 
 
 @router.delete(

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, fiel
 from api.schemas.base import RequestModel, not_null
 from common.models import TaskPriority, TaskStatus
 from common.models.text import multi_line, single_line
-from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage
+from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage, TaskWithNext
 
 __all__ = [
     "DueDate",
@@ -21,6 +21,7 @@ __all__ = [
     "TaskOut",
     "TaskPage",
     "TaskUpdate",
+    "TaskWithNext",
 ]
 
 
@@ -69,6 +70,16 @@ DueDate = Annotated[
         examples=["2026-12-01T17:00:00Z"],
     ),
 ]
+Recurrence = Annotated[
+    str,
+    Field(
+        max_length=255,
+        description="An RFC 5545 RRULE: FREQ=DAILY|WEEKLY|MONTHLY|YEARLY with INTERVAL, BYDAY, "
+        "BYMONTHDAY, COUNT or UNTIL, evaluated in your profile's time zone from the due date "
+        "(which must be an occurrence). Completing the task creates the next occurrence.",
+        examples=["FREQ=WEEKLY;BYDAY=MO,TH"],
+    ),
+]
 QueryDateTime = Annotated[AwareDatetime, BeforeValidator(_plus_from_query), AfterValidator(_as_utc)]
 Version = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1, examples=[3])]
 """Strict: `true` or `1.0` is not a version."""
@@ -80,6 +91,7 @@ class TaskCreate(RequestModel):
     due_date: DueDate | None = None
     priority: TaskPriority = Field(default=TaskPriority.MEDIUM, examples=["high"])
     status: TaskStatus = Field(default=TaskStatus.PENDING, examples=["pending"])
+    recurrence: Recurrence | None = None
 
 
 class TaskUpdate(RequestModel):
@@ -94,6 +106,9 @@ class TaskUpdate(RequestModel):
     )
     status: TaskStatus | None = Field(
         default=None, examples=["completed"], json_schema_extra=not_null
+    )
+    recurrence: Recurrence | None = Field(
+        default=None, description="A new rule starts a new series at the due date; null stops it"
     )
     version: Version | None = Field(
         default=None,

@@ -29,6 +29,8 @@ class DomainChange:
 class TaskChanged(DomainChange):
     task_id: uuid.UUID
     kind: ChangeKind
+    completed: bool = False
+    """This change made the task `completed` (webhooks tell `task.completed` from an update)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,19 @@ from common.models.jobs import IdempotencyKey, OutboxJob, SentEmail
 from common.models.mail_quota import MailQuota
 from common.models.task import OPEN_STATUSES, Task, TaskPriority, TaskStatus
 from common.models.user import User
+from common.models.webhook import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "OPEN_STATUSES",
     "ActionToken",
     "ActionTokenPurpose",
     "Category",
+    "DeliveryStatus",
     "IdempotencyKey",
     "MailQuota",
     "OutboxJob",
@@ -22,5 +29,8 @@ __all__ = [
     "TaskPriority",
     "TaskStatus",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "task_categories",
 ]

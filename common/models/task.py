@@ -100,6 +100,18 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
             ),
         ),
         Index("ix_tasks_deleted_at", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL")),
+        # One next occurrence per occurrence, however often or concurrently it is completed.
+        Index(
+            "uq_tasks_previous_occurrence",
+            "previous_occurrence_id",
+            unique=True,
+            postgresql_where=text("previous_occurrence_id IS NOT NULL"),
+        ),
+        CheckConstraint(
+            "recurrence IS NULL OR (due_date IS NOT NULL AND recurrence_start IS NOT NULL"
+            " AND recurrence_zone IS NOT NULL)",
+            name="recurrence_complete",
+        ),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -115,6 +127,15 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
     reminder_sent_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(server_default=text("1"))
+    # A recurring task (common.recurrence): the canonical rule, the series' start (COUNT counts
+    # from it) and the zone it is evaluated in, copied from the user's profile when attached.
+    recurrence: Mapped[str | None] = mapped_column(String(255))
+    recurrence_start: Mapped[datetime | None]
+    recurrence_zone: Mapped[str | None] = mapped_column(String(64))
+    previous_occurrence_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tasks.id", ondelete="SET NULL")
+    )
+    """The occurrence whose completion created this one."""
 
     categories: Mapped[list[Category]] = relationship(
         secondary="task_categories", lazy="raise", order_by="Category.name"

@@ -47,6 +47,8 @@ class MailKind(enum.Enum):
     (spending it cannot spend the owner's reminders)."""
     DIGEST = "digest"
     """A reminder digest: also limited per hour."""
+    NOTICE = "notice"
+    """A notice about the account (a webhook disabled): the daily allowance only."""
 
 
 async def reserve_mails(

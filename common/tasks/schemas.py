@@ -41,6 +41,19 @@ class TaskOut(BaseModel):
     completed_at: datetime | None = Field(
         description="When the status last became `completed`; null otherwise", examples=[None]
     )
+    recurrence: str | None = Field(
+        description="The task's RFC 5545 rule (canonical form) when it recurs; null otherwise",
+        examples=["FREQ=WEEKLY;BYDAY=MO,TH"],
+    )
+
+
+class TaskWithNext(TaskOut):
+    next_occurrence: TaskOut | None = Field(
+        default=None,
+        description="Only in answers about a recurring task: the occurrence that completing "
+        "it created (also when the request is repeated), else null",
+        examples=[None],
+    )
 
 
 class TaskPage(BaseModel):

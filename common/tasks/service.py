@@ -19,16 +19,26 @@ from common.categories.errors import CategoryNotFound
 from common.categories.repository import CategoryRepository
 from common.db.changes import ChangeKind, TaskChanged
 from common.db.uow import UnitOfWork
-from common.errors import InvalidInput, NotFound, PreconditionFailed, VersionConflict
+from common.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    VersionConflict,
+)
 from common.logging import get_logger
-from common.models import TaskPriority, TaskStatus
+from common.models import OPEN_STATUSES, TaskPriority, TaskStatus
+from common.recurrence import FIELD as RECURRENCE
 from common.tasks.errors import CategoryAlreadyAssigned, TaskNotFound
+from common.tasks.recurring import RecurringTasks, just_completed
 from common.tasks.repository import TaskRepository
 from common.tasks.views import TaskRow
 
 log = get_logger(__name__)
 
-EDITABLE_FIELDS = frozenset({"title", "description", "status", "priority", "due_date"})
+EDITABLE_FIELDS = frozenset(
+    {"title", "description", "status", "priority", "due_date", "recurrence"}
+)
 
 Precondition = Callable[[TaskRow], bool]
 """A check of the current task before a write (the API's If-Match); False gives 412."""
@@ -41,6 +51,7 @@ class NewTask:
     due_date: datetime | None = None
     priority: TaskPriority = TaskPriority.MEDIUM
     status: TaskStatus = TaskStatus.PENDING
+    recurrence: str | None = None
 
 
 def _in_past(moment: datetime) -> bool:
@@ -57,6 +68,7 @@ class TaskService:
         self._uow = uow
         self._tasks = TaskRepository(uow.session)
         self._categories = CategoryRepository(uow.session)
+        self._recurring = RecurringTasks(uow.session)
 
     async def get(self, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow:
         """The task from the database (not the cache): for checks before a write."""
@@ -69,6 +81,13 @@ class TaskService:
 
     async def create(self, user_id: uuid.UUID, new: NewTask) -> TaskRow:
         _require_future(new.due_date)
+        series: dict[str, Any] = {}
+        if new.recurrence is not None:
+            if new.status not in OPEN_STATUSES:
+                raise InvalidInput(
+                    "a recurring task starts pending or in progress", field=RECURRENCE
+                )
+            series = await self._recurring.series_columns(user_id, new.recurrence, new.due_date)
         task = await self._tasks.insert(
             {
                 "id": uuid.uuid4(),
@@ -81,6 +100,7 @@ class TaskService:
                 "completed_at": func.statement_timestamp()
                 if new.status is TaskStatus.COMPLETED
                 else None,
+                **series,
             }
         )
         self._changed(user_id, task.id, ChangeKind.CREATED)
@@ -108,6 +128,7 @@ class TaskService:
             raise ValueError(f"not editable: {sorted(unknown)}")
         if "description" in changes:
             changes = {**changes, "description": changes["description"] or None}
+        changes = await self._recurring.update_columns(user_id, task_id, changes)
         version = expected_version
         if precondition is not None:
             current = await self.get(user_id, task_id)
@@ -125,7 +146,10 @@ class TaskService:
                 user_id, task_id, changes, version=version, keep_due_date=past_due_date
             )
         if task is not None:
-            self._changed(user_id, task_id)
+            completed = just_completed(task)
+            self._changed(user_id, task_id, completed=completed)
+            if completed and task.recurrence is not None:
+                await self._continue_series(user_id, task)
             return task
         # Nothing matched: gone (404), changed by someone else, a new past due date, or
         # nothing to change.
@@ -137,6 +161,27 @@ class TaskService:
         if past_due_date and latest.due_date != changes["due_date"]:
             _require_future(changes["due_date"])
         return latest
+
+    async def skip(
+        self, user_id: uuid.UUID, task_id: uuid.UUID, *, precondition: Precondition | None = None
+    ) -> TaskRow:
+        """Move a recurring task to its next occurrence without completing it (the due date
+        may then still be in the past: the occurrence after an overdue one)."""
+        if precondition is not None and not precondition(await self.get(user_id, task_id)):
+            raise PreconditionFailed("The task has changed since you read it (If-Match)")
+        due_date, version = await self._recurring.skip_target(user_id, task_id)
+        task = await self._tasks.update_changed(
+            user_id, task_id, {"due_date": due_date}, version=version
+        )
+        if task is None:
+            raise Conflict("The task changed while it was being skipped; read it and try again")
+        self._changed(user_id, task_id)
+        log.info("task_skipped", task_id=str(task_id))
+        return task
+
+    async def next_occurrence(self, user_id: uuid.UUID, task: TaskRow) -> TaskRow | None:
+        """The occurrence created by completing `task` (None when it is not one)."""
+        return await self._recurring.next_of(user_id, task)
 
     async def delete(
         self, user_id: uuid.UUID, task_id: uuid.UUID, *, precondition: Precondition | None = None
@@ -181,7 +226,18 @@ class TaskService:
 
     # Helpers ---------------------------------------------------------------------------
 
+    async def _continue_series(self, user_id: uuid.UUID, completed: TaskRow) -> None:
+        next_id = await self._recurring.continue_series(user_id, completed)
+        if next_id is not None:
+            self._changed(user_id, next_id, ChangeKind.CREATED)
+            log.info("task_occurrence_created", task_id=str(next_id), after=str(completed.id))
+
     def _changed(
-        self, user_id: uuid.UUID, task_id: uuid.UUID, kind: ChangeKind = ChangeKind.UPDATED
+        self,
+        user_id: uuid.UUID,
+        task_id: uuid.UUID,
+        kind: ChangeKind = ChangeKind.UPDATED,
+        *,
+        completed: bool = False,
     ) -> None:
-        self._uow.record(TaskChanged(user_id, task_id, kind))
+        self._uow.record(TaskChanged(user_id, task_id, kind, completed=completed))

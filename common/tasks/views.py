@@ -57,6 +57,7 @@ VIEW_COLUMNS = (
     Task.created_at,
     Task.updated_at,
     Task.completed_at,
+    Task.recurrence,
 )
 """What a task response shows, in its order; `categories` arrives as a list of dicts (asyncpg
 decodes jsonb with the engine's `json_deserializer`, orjson)."""
@@ -91,6 +92,15 @@ def task_document(row: TaskRow) -> dict[str, Any]:
 
 def render_task(row: TaskRow) -> bytes:
     return orjson.dumps(task_document(row), option=_JSON_OPTIONS, default=_json_default)
+
+
+def render_with_next(row: TaskRow, next_occurrence: TaskRow | None) -> bytes:
+    """A changed task and the occurrence its completion created (None: there is none)."""
+    document = task_document(row)
+    document["next_occurrence"] = (
+        None if next_occurrence is None else task_document(next_occurrence)
+    )
+    return orjson.dumps(document, option=_JSON_OPTIONS, default=_json_default)
 
 
 def render_page(rows: Sequence[TaskRow], *, total: int, page: int, limit: int) -> bytes:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from common.jobs import Queue
+
 from .compose_file import COMPOSE_FILE, compose, taskpipe_compose_services
 from .environment import compose_env, resolve_compose_value
 from .manifests import load_yaml
@@ -159,7 +161,7 @@ def test_worker_consumes_every_queue_and_stops_warm() -> None:
     worker = _services()["worker"]
     argv = [str(a) for a in worker["command"]]
     queues = set(argv[argv.index("--queues") + 1].split(","))
-    assert queues == {"email", "maintenance", "cache"}
+    assert queues == set(Queue.ALL)
     assert _seconds(worker.get("stop_grace_period", "10s")) > LONGEST_TASK_HARD_LIMIT
 
 

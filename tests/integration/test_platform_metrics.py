@@ -44,7 +44,7 @@ async def test_queue_depths_and_unacknowledged_jobs_come_from_the_broker(
     await broker.hset("unacked", "tag-1", b"job-4")
     samples = await _samples(client)
     depths = {labels["queue"]: value for labels, value in samples["taskpipe_queue_depth"]}
-    assert depths == {"email": 2, "maintenance": 0, "cache": 1}
+    assert depths == {"email": 2, "maintenance": 0, "cache": 1, "webhooks": 0}
     assert samples["taskpipe_queue_unacknowledged_jobs"] == [({}, 1.0)]
 
 

@@ -91,7 +91,9 @@ async def test_create_returns_the_task_with_defaults_location_and_etag(
         "created_at",
         "updated_at",
         "completed_at",
+        "recurrence",
     }
+    assert task["recurrence"] is None
 
 
 async def test_every_answer_shows_the_tasks_own_categories_only(

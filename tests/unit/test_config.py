@@ -103,6 +103,17 @@ def test_development_and_test_accept_the_published_values(env: str) -> None:
     assert settings.is_local
 
 
+def test_production_refuses_insecure_webhook_targets_which_only_development_allows() -> None:
+    with pytest.raises(ValidationError, match="TASKPIPE_WEBHOOK_ALLOW_INSECURE"):
+        _production(webhook_allow_insecure=True)
+    assert not _production().webhooks_allow_insecure
+    assert not _production(webhook_allow_insecure=False).webhooks_allow_insecure
+    unset = {"webhook_allow_insecure": None}
+    assert Settings(env="development", **unset).webhooks_allow_insecure
+    assert not Settings(env="test", **unset).webhooks_allow_insecure
+    assert Settings(env="test", webhook_allow_insecure=True).webhooks_allow_insecure
+
+
 def test_the_security_store_defaults_to_the_main_redis() -> None:
     assert Settings(redis_url="redis://r:6379/3").security_store_url == "redis://r:6379/3"
     assert (

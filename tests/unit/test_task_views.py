@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from common.models import TaskPriority, TaskStatus
-from common.tasks.schemas import TaskOut, TaskPage
-from common.tasks.views import FIELDS, render_page, render_task
+from common.tasks.schemas import TaskOut, TaskPage, TaskWithNext
+from common.tasks.views import FIELDS, render_page, render_task, render_with_next
 
 
 class DriverUUID(uuid.UUID):
@@ -32,6 +32,7 @@ def _row(**overrides: Any) -> tuple[Any, ...]:
         "created_at": datetime(2026, 11, 20, 9, 12, 44, 123456, tzinfo=UTC),
         "updated_at": datetime(2026, 11, 24, 16, 3, 10, tzinfo=UTC),
         "completed_at": None,
+        "recurrence": None,
     }
     values.update(overrides)
     return tuple(values[name] for name in FIELDS)
@@ -50,6 +51,14 @@ def test_a_rendered_task_is_what_pydantic_would_write() -> None:
     assert document["created_at"] == "2026-11-20T09:12:44.123456Z"
     assert document["updated_at"] == "2026-11-24T16:03:10Z"
     assert (document["status"], document["priority"]) == ("in_progress", "high")
+
+
+def test_a_task_with_its_next_occurrence_is_what_pydantic_would_write() -> None:
+    recurring = _row(recurrence="FREQ=DAILY", status=TaskStatus.COMPLETED)
+    for following in (_row(id=DriverUUID(int=7), recurrence="FREQ=DAILY"), None):
+        body = render_with_next(recurring, following)
+        assert body == TaskWithNext.model_validate_json(body).model_dump_json().encode()
+    assert orjson.loads(body)["next_occurrence"] is None
 
 
 def test_a_rendered_page_counts_pages() -> None:
