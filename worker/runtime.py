@@ -23,10 +23,9 @@ from common.cache import ResponseCache
 from common.config import Settings, get_settings
 from common.db.session import create_engine, create_session_factory
 from common.db.uow import Subscribers, UnitOfWork
-from common.jobs import JobPublisher
+from common.jobs import JobPublisher, create_producer
 from common.redis import create_redis
 from common.subscribers import change_subscribers
-from worker.app import app
 
 T = TypeVar("T")
 
@@ -59,7 +58,8 @@ class WorkerRuntime:
             engine=engine,
             session_factory=create_session_factory(engine),
             redis=redis,
-            publisher=JobPublisher(app),
+            # A producer of its own (as the API's): the runtime needs no worker module.
+            publisher=JobPublisher(create_producer(settings)),
             cache=cache,
             subscribers=change_subscribers(cache),
         )

@@ -234,9 +234,10 @@ async def resolve_target(
         address = ipaddress.ip_address(answer)
         reason = refusal_reason(address, allow_insecure=allow_insecure)
         if reason:
+            # The reason, not the address: our resolver's answers about names we can reach
+            # are not for the caller to map (internal DNS).
             raise RefusedTarget(
-                f"{target.host} resolves to {address}, {reason}; "
-                "webhooks go to public addresses only"
+                f"{target.host} resolves to {reason}; webhooks go to public addresses only"
             )
         mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
         addresses.append(mapped or address)
