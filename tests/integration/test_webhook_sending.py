@@ -213,9 +213,9 @@ async def test_retries_end_with_the_retry_period(
         ("https://127.0.0.1:9/hook", False, "loopback"),
         ("http://169.254.169.254/latest/meta-data/", True, "metadata"),
         ("http://10.0.0.1/hook", True, "private"),
-        ("https://metadata.example.com/hook", True, "169.254.169.254"),
-        ("https://private.example.com/hook", True, "10.0.0.1"),
-        ("https://loopback.example.com/hook", False, "127.0.0.1"),
+        ("https://metadata.example.com/hook", True, "resolves to a cloud metadata"),
+        ("https://private.example.com/hook", True, "resolves to a private"),
+        ("https://loopback.example.com/hook", False, "resolves to a loopback"),
     ],
 )
 async def test_a_target_that_turned_unsafe_is_refused_at_delivery_and_not_retried(
