@@ -39,6 +39,7 @@ class JobName:
     RELAY_OUTBOX = "taskpipe.maintenance.relay_outbox"
     WARM_USER_CACHE = "taskpipe.cache.warm_user"
     WARM_ACTIVE_USERS = "taskpipe.cache.warm_active_users"
+    REVOKE_CREDENTIALS = "taskpipe.auth.revoke_credentials"
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ app.conf.update(
         "taskpipe.reminders.*": {"queue": Queue.EMAIL},
         "taskpipe.maintenance.*": {"queue": Queue.MAINTENANCE},
         "taskpipe.cache.*": {"queue": Queue.CACHE},
+        "taskpipe.auth.*": {"queue": Queue.CACHE},
+        "taskpipe.accounts.*": {"queue": Queue.MAINTENANCE},
     },
     worker_hijack_root_logger=False,
     worker_send_task_events=True,

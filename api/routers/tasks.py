@@ -10,7 +10,7 @@ from fastapi import status as http
 from starlette.responses import Response
 
 from api.boundary import UnitOfWorkRoute
-from api.deps import CurrentPrincipal, ResourcesDep, UnitOfWorkDep
+from api.deps import ResourcesDep, TasksReader, TasksWriter, UnitOfWorkDep
 from api.http_cache import (
     ETAG_HEADER,
     NOT_MODIFIED,
@@ -85,7 +85,7 @@ def _if_match(header: str | None) -> Precondition | None:
 )
 async def create_task(
     body: TaskCreate,
-    principal: CurrentPrincipal,
+    principal: TasksWriter,
     tasks: TaskServiceDep,
     resources: ResourcesDep,
     uow: UnitOfWorkDep,
@@ -122,7 +122,7 @@ async def create_task(
     responses={200: {"headers": ETAG_HEADER}, **NOT_MODIFIED, **documented_problems(400, 401)},
 )
 async def list_tasks(
-    principal: CurrentPrincipal,
+    principal: TasksReader,
     reader: TaskReaderDep,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 20,
@@ -202,7 +202,7 @@ async def list_tasks(
 )
 async def get_task(
     task_id: TaskId,
-    principal: CurrentPrincipal,
+    principal: TasksReader,
     reader: TaskReaderDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
@@ -225,7 +225,7 @@ async def get_task(
 async def update_task(
     task_id: TaskId,
     body: TaskUpdate,
-    principal: CurrentPrincipal,
+    principal: TasksWriter,
     tasks: TaskServiceDep,
     if_match: IfMatch = None,
 ) -> Response:
@@ -252,7 +252,7 @@ async def update_task(
     responses=documented_problems(400, 401, 404, 412),
 )
 async def delete_task(
-    task_id: TaskId, principal: CurrentPrincipal, tasks: TaskServiceDep, if_match: IfMatch = None
+    task_id: TaskId, principal: TasksWriter, tasks: TaskServiceDep, if_match: IfMatch = None
 ) -> Response:
     await tasks.delete(principal.user_id, task_id, precondition=_if_match(if_match))
     return Response(status_code=http.HTTP_204_NO_CONTENT)
@@ -268,7 +268,7 @@ async def delete_task(
     responses={200: {"headers": ETAG_HEADER}, **documented_problems(400, 401, 404)},
 )
 async def assign_category(
-    task_id: TaskId, category_id: CategoryId, principal: CurrentPrincipal, tasks: TaskServiceDep
+    task_id: TaskId, category_id: CategoryId, principal: TasksWriter, tasks: TaskServiceDep
 ) -> Response:
     task = await tasks.assign_category(principal.user_id, task_id, category_id)
     return json_response(render_task(task))
@@ -283,7 +283,7 @@ async def assign_category(
     responses=documented_problems(400, 401, 404),
 )
 async def remove_category(
-    task_id: TaskId, category_id: CategoryId, principal: CurrentPrincipal, tasks: TaskServiceDep
+    task_id: TaskId, category_id: CategoryId, principal: TasksWriter, tasks: TaskServiceDep
 ) -> Response:
     await tasks.remove_category(principal.user_id, task_id, category_id)
     return Response(status_code=http.HTTP_204_NO_CONTENT)

@@ -1,5 +1,12 @@
 """Every ORM model, imported here so Alembic's autogenerate sees the whole schema."""
 
+from common.models.accounts import (
+    AccountEvent,
+    AccountExport,
+    ActivityKind,
+    ExportStatus,
+    PersonalAccessToken,
+)
 from common.models.auth import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily
 from common.models.category import Category, task_categories
 from common.models.jobs import IdempotencyKey, OutboxJob, SentEmail
@@ -9,12 +16,17 @@ from common.models.user import User
 
 __all__ = [
     "OPEN_STATUSES",
+    "AccountEvent",
+    "AccountExport",
     "ActionToken",
     "ActionTokenPurpose",
+    "ActivityKind",
     "Category",
+    "ExportStatus",
     "IdempotencyKey",
     "MailQuota",
     "OutboxJob",
+    "PersonalAccessToken",
     "RefreshToken",
     "RefreshTokenFamily",
     "SentEmail",
