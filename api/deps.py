@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from api.boundary import open_unit_of_work
 from api.middleware import RATE_LIMIT_STATE
 from api.resources import Resources
+from common.accounts.credentials import CredentialService
 from common.accounts.personal_tokens import is_personal_token
 from common.accounts.scopes import ACCOUNT_MANAGEMENT, Scope
 from common.auth.service import AuthService
@@ -66,6 +67,20 @@ async def get_auth_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> AuthS
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_credential_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> CredentialService:
+    return CredentialService(
+        uow,
+        resources.settings,
+        hasher=resources.hasher,
+        lockout=resources.lockout,
+        limiter=resources.limiter,
+        revocations=resources.revocations,
+    )
+
+
+CredentialServiceDep = Annotated[CredentialService, Depends(get_credential_service)]
 
 _bearer = HTTPBearer(
     auto_error=False,

@@ -40,6 +40,8 @@ class JobName:
     WARM_USER_CACHE = "taskpipe.cache.warm_user"
     WARM_ACTIVE_USERS = "taskpipe.cache.warm_active_users"
     REVOKE_CREDENTIALS = "taskpipe.auth.revoke_credentials"
+    SEND_EMAIL_CHANGE_LINK = "taskpipe.email.send_email_change"
+    SEND_ACCOUNT_NOTICE = "taskpipe.email.send_account_notice"
 
 
 @dataclass(frozen=True, slots=True)

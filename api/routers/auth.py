@@ -14,6 +14,7 @@ from api.deps import (
     AuthServiceDep,
     BearerCredentials,
     ClientDep,
+    CredentialServiceDep,
     ResourcesDep,
     auth_service,
     get_principal,
@@ -241,3 +242,41 @@ async def reset_password(
 ) -> MessageOut:
     await auth.reset_password(token=body.token, new_password=body.new_password, client=client)
     return MessageOut(detail="Password changed; log in again")
+
+
+CONFIRMS_ADDRESS = (
+    "The link mailed to the new address by `POST /api/v1/users/me/email`: single-use, valid "
+    "24 h. The account takes the address, verified, and every session but the one that asked "
+    "ends. 409 when another account has taken the address meanwhile (the link stays usable). "
+    "Rate limited per IP like the other mailed links."
+)
+
+
+@router.get(
+    "/confirm-email-change",
+    summary="Confirm a new email address (the link in the mail)",
+    description=CONFIRMS_ADDRESS,
+    responses=problem_responses(400, 409, 429, 503),
+)
+async def confirm_email_change_link(
+    token: Annotated[OpaqueToken, Query(description="The token from the mailed link")],
+    credentials: CredentialServiceDep,
+    client: ClientDep,
+) -> UserOut:
+    try:
+        user = await credentials.confirm_email_change(token, client)
+    except InvalidInput as exc:  # the token came in the query string, not in a body
+        raise InvalidInput(exc.detail, field="token", location="query") from None
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/confirm-email-change",
+    summary="Confirm a new email address with the mailed token",
+    description=CONFIRMS_ADDRESS,
+    responses=problem_responses(400, 409, 429, 503),
+)
+async def confirm_email_change(
+    body: TokenIn, credentials: CredentialServiceDep, client: ClientDep
+) -> UserOut:
+    return UserOut.model_validate(await credentials.confirm_email_change(body.token, client))

@@ -6,17 +6,91 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
+from starlette.responses import Response
 
 from api.boundary import UnitOfWorkRoute
-from api.deps import AccountOwner, AccountReader, ResourcesDep, UnitOfWorkDep
+from api.deps import (
+    AccountOwner,
+    AccountReader,
+    ClientDep,
+    CredentialServiceDep,
+    ResourcesDep,
+    UnitOfWorkDep,
+)
 from api.problems import problem_responses
-from api.schemas.accounts import ActivityOut, ActivityPage
+from api.schemas.accounts import (
+    ActivityOut,
+    ActivityPage,
+    EmailChangeIn,
+    PasswordChangeIn,
+)
+from api.schemas.auth import MessageOut
 from api.schemas.users import UserOut, UserUpdate
 from common.auth.activity import ActivityLog
 from common.users.service import UserService
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=UnitOfWorkRoute)
+
+RETYPED_PASSWORD = (
+    "The password is checked like a sign-in: a wrong one answers 400 on its field and counts "
+    "toward the lockout (423 once locked, with Retry-After), so a stolen session cannot guess "
+    "it faster than anyone at the login form. Sessions only (a personal access token: 403)."
+)
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change your password",
+    description="The new password follows the registration rules. Every other session ends "
+    "at once (this one stays); a notice goes to your address if it is verified. "
+    + RETYPED_PASSWORD,
+    responses=problem_responses(400, 401, 403, 413, 423, 429, 503),
+)
+async def change_password(
+    body: PasswordChangeIn,
+    principal: AccountOwner,
+    credentials: CredentialServiceDep,
+    client: ClientDep,
+) -> Response:
+    await credentials.change_password(
+        principal.user_id,
+        principal.session_id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        client=client,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/me/email",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Change your email address",
+    description="Mails a confirmation link to the new address (valid 24 h, single-use) and, "
+    "if your address is verified, a notice to it. The address changes only when the link "
+    "is followed (`/api/v1/auth/confirm-email-change`), which also verifies it and ends "
+    "every other session. 409 when the new address has an account (now or when the link is "
+    "followed). Limited per account like the mail routes (3 in 15 minutes), and the link "
+    "counts against the new address's daily link allowance (429 "
+    "`address-mail-allowance-spent` when it is spent). " + RETYPED_PASSWORD,
+    responses=problem_responses(400, 401, 403, 409, 413, 423, 429, 503),
+)
+async def change_email(
+    body: EmailChangeIn,
+    principal: AccountOwner,
+    credentials: CredentialServiceDep,
+    client: ClientDep,
+) -> MessageOut:
+    await credentials.request_email_change(
+        principal.user_id,
+        principal.session_id,
+        new_email=str(body.new_email),
+        password=body.password,
+        client=client,
+    )
+    return MessageOut(detail="A confirmation link is on its way to the new address")
 
 
 @router.get("/me", summary="Your profile", responses=problem_responses(401, 403, 429))

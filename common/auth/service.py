@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from common.auth.activity import ActivityLog
-from common.auth.errors import AccountLocked, InvalidCredentials, RefreshTokenReused
+from common.auth.attempts import begin_attempt
+from common.auth.errors import InvalidCredentials, RefreshTokenReused
 from common.auth.links import ActionLinks
-from common.auth.lockout import LoginAttempt, LoginLockout
+from common.auth.lockout import LoginLockout
 from common.auth.repository import AuthRepository
 from common.auth.revocation import TokenRevocations
 from common.auth.sessions import CredentialRevoker
@@ -106,7 +107,7 @@ class AuthService:
             self._settings.login_rate_window_seconds,
             fail_open=False,
         )
-        attempt = await self._begin_attempt(email, client)
+        attempt = await begin_attempt(self._lockout, self._uow.session, email, client)
         try:
             user = await self._users.get_by_email(email)
             if user is not None and user.deletion_pending:
@@ -255,6 +256,8 @@ class AuthService:
         # The mail proved control of the address, so it also counts as verification.
         user.email_verified_at = user.email_verified_at or now
         await self._tokens.retire_action_tokens(user.id, ActionTokenPurpose.RESET_PASSWORD, now)
+        # An address change asked for with the old password is cancelled with it.
+        await self._tokens.retire_action_tokens(user.id, ActionTokenPurpose.CHANGE_EMAIL, now)
         families = await self._tokens.revoke_all_families(user.id, "password_reset", now)
         self._revoker.stop(user.id, families)
         self._activity.record(
@@ -262,18 +265,6 @@ class AuthService:
         )
         self._uow.after_commit(lambda: self._lockout.clear(user.email))
         log.info("password_reset", user_id=str(user.id), sessions_revoked=len(families))
-
-    async def _begin_attempt(self, email: str, client: Client) -> LoginAttempt:
-        """Count a sign-in attempt; the one that locks the account leaves an event in its
-        owner's activity (the later refused ones do not: they would flood it)."""
-        try:
-            return await self._lockout.begin_attempt(email, client.ip)
-        except AccountLocked as locked:
-            if locked.newly:
-                user = await self._users.get_by_email(email)
-                if user is not None and not user.deletion_pending:
-                    self._activity.record(user.id, ActivityKind.LOCKOUT, client)
-            raise
 
     async def _start_session(self, user_id: uuid.UUID, client: Client) -> TokenPair:
         family = RefreshTokenFamily(

@@ -47,6 +47,9 @@ class MailKind(enum.Enum):
     (spending it cannot spend the owner's reminders)."""
     DIGEST = "digest"
     """A reminder digest: also limited per hour."""
+    NOTICE = "notice"
+    """A notice about the account (password changed, address change asked, deletion, export
+    ready): counted against the day's total only (only the account's owner can cause one)."""
 
 
 async def reserve_mails(

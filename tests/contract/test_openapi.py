@@ -23,6 +23,8 @@ PUBLIC_OPERATIONS = {
     "auth-resend-verification",
     "auth-forgot-password",
     "auth-reset-password",
+    "auth-confirm-email-change-link",
+    "auth-confirm-email-change",
 }
 
 

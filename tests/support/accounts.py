@@ -8,8 +8,11 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
+from common.config import Settings
 from tests.support.factories import Account
+from tests.support.mail_jobs import VERIFICATION, mailed_tokens
 
 TOKENS = "/api/v1/users/me/tokens"
 ACTIVITY = "/api/v1/users/me/activity"
@@ -65,3 +68,10 @@ async def client_from(
         transport=transport, base_url="http://testserver", headers=headers
     ) as client:
         yield client
+
+
+async def verify(client: httpx.AsyncClient, broker: Redis, settings: Settings) -> None:
+    """Follow the newest verification link queued (the last account registered)."""
+    token = (await mailed_tokens(broker, settings, VERIFICATION))[-1]
+    response = await client.get("/api/v1/auth/verify-email", params={"token": token})
+    assert response.status_code == 200, response.text

@@ -22,9 +22,13 @@ PUBLIC = {
     ("POST", "/api/v1/auth/resend-verification"),
     ("POST", "/api/v1/auth/forgot-password"),
     ("POST", "/api/v1/auth/reset-password"),
+    ("GET", "/api/v1/auth/confirm-email-change"),
+    ("POST", "/api/v1/auth/confirm-email-change"),
 }
 ACCOUNT_ROUTES = {
     ("PATCH", "/api/v1/users/me"),
+    ("POST", "/api/v1/users/me/password"),
+    ("POST", "/api/v1/users/me/email"),
     ("GET", "/api/v1/users/me/sessions"),
     ("DELETE", "/api/v1/users/me/sessions"),
     ("DELETE", "/api/v1/users/me/sessions/{session_id}"),

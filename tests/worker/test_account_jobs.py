@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from email.message import Message
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -14,8 +16,9 @@ from redis.asyncio import Redis
 from api.resources import Resources
 from common.auth.revocation import revoked_key
 from tests.support.accounts import bearer
-from tests.support.factories import PASSWORD, login, register
+from tests.support.factories import PASSWORD, Account, login, register, unique_email
 from tests.support.outage import without_security_redis
+from tests.support.smtp import MailCatcher, text_part
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.worker
@@ -58,3 +61,64 @@ async def test_a_session_ended_while_the_security_store_was_down_stays_ended_aft
 
     await _eventually(marked)
     assert (await live_client.get(ME, headers=bearer(other["access_token"]))).status_code == 401
+
+
+async def _mails(mailbox: MailCatcher, address: str, count: int = 1) -> list[Message]:
+    return await asyncio.to_thread(mailbox.wait_for, address, count, 30.0)
+
+
+def _link(message: Message, route: str) -> tuple[str, dict[str, list[str]]]:
+    link = next(word for word in text_part(message).split() if f"/api/v1/auth/{route}?" in word)
+    parts = urlsplit(link)
+    return parts.path, parse_qs(parts.query)
+
+
+async def verified_account(client: httpx.AsyncClient, mailbox: MailCatcher) -> Account:
+    account = await register(client)
+    (mail,) = await _mails(mailbox, account.email)
+    path, query = _link(mail, "verify-email")
+    assert (await client.get(path, params=query)).status_code == 200
+    return account
+
+
+async def test_a_changed_password_is_notified_even_through_an_smtp_hiccup(
+    live_client: httpx.AsyncClient, mailbox: MailCatcher, celery_worker: WorkerProcess
+) -> None:
+    account = await verified_account(live_client, mailbox)
+    mailbox.fail_next = 1  # SMTP refuses once: the mail policy retries
+    response = await live_client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "Brand-New-Secret-7"},
+        headers={**account.headers, "User-Agent": "Laptop/2.0"},
+    )
+    assert response.status_code == 204
+    _, notice = await _mails(mailbox, account.email, count=2)
+    assert notice["Subject"] == "Your Taskpipe password was changed"
+    assert notice["X-Taskpipe-Idempotency-Key"].startswith("notice:")
+    text = text_part(notice)
+    assert "127.0.0.0/24" in text and "Laptop/2.0" in text
+    assert "127.0.0.1" not in text
+    assert mailbox.deliveries_started == 3  # verification, refused notice, notice
+
+
+async def test_an_address_change_mails_the_link_to_the_new_address_and_a_notice_to_the_old(
+    live_client: httpx.AsyncClient, mailbox: MailCatcher, celery_worker: WorkerProcess
+) -> None:
+    account = await verified_account(live_client, mailbox)
+    new_email = unique_email("moved")
+    response = await live_client.post(
+        "/api/v1/users/me/email",
+        json={"new_email": new_email, "password": PASSWORD},
+        headers=account.headers,
+    )
+    assert response.status_code == 202
+    (confirm,) = await _mails(mailbox, new_email)
+    assert confirm["Subject"] == "Confirm your new email address for Taskpipe"
+    assert "Ada" not in text_part(confirm)  # the new address is nobody's verified one yet
+    _, notice = await _mails(mailbox, account.email, count=2)
+    assert notice["Subject"] == "Your Taskpipe account is moving to another address"
+    assert new_email in text_part(notice)
+
+    path, query = _link(confirm, "confirm-email-change")
+    confirmed = await live_client.get(path, params=query)
+    assert confirmed.status_code == 200 and confirmed.json()["email"] == new_email
