@@ -17,7 +17,7 @@ from api.metrics import observe_pool
 from api.middleware import MetricsGate, RequestContextMiddleware
 from api.problems import Problem, problem_responses
 from api.resources import Resources
-from api.routers import auth, categories, health, sessions, tasks, tokens, users
+from api.routers import auth, categories, exports, health, sessions, tasks, tokens, users
 from common.accounts.scopes import ACCOUNT_MANAGEMENT
 from common.config import Settings, get_settings
 from common.logging import configure_logging
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(sessions.router)
     app.include_router(tokens.router)
+    app.include_router(exports.router)
     app.include_router(tasks.router)
     app.include_router(categories.router)
     install_docs(app)

@@ -42,6 +42,8 @@ class JobName:
     REVOKE_CREDENTIALS = "taskpipe.auth.revoke_credentials"
     SEND_EMAIL_CHANGE_LINK = "taskpipe.email.send_email_change"
     SEND_ACCOUNT_NOTICE = "taskpipe.email.send_account_notice"
+    SEND_EXPORT_READY = "taskpipe.email.send_export_ready"
+    BUILD_EXPORT = "taskpipe.accounts.build_export"
 
 
 @dataclass(frozen=True, slots=True)

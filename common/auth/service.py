@@ -320,6 +320,10 @@ class AuthService:
             )
         raise RateLimited("Too many requests; slow down", headers=result.headers)
 
+    async def limit_link_guesses(self, client: Client) -> None:
+        """Every route that takes a mailed token shares one per-IP limit (the login's)."""
+        await self._limit_token_guesses(client.ip)
+
     async def _limit_token_guesses(self, client_ip: str) -> None:
         await self._enforce_limit(
             "token_ip",

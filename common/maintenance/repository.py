@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy import ColumnElement, and_, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from common.models import (
     AccountEvent,
+    AccountExport,
     ActionToken,
+    ExportStatus,
     IdempotencyKey,
     MailQuota,
     PersonalAccessToken,
@@ -62,6 +64,17 @@ def expired_rows(
             IdempotencyKey.created_at < now - idempotency_retention,
         ),
         Expired((PersonalAccessToken.id,), PersonalAccessToken.expires_at < now),
+        # A download link lives a day; a failed export's row a day, to show why it failed.
+        Expired(
+            (AccountExport.id,),
+            or_(
+                AccountExport.expires_at < now,
+                and_(
+                    AccountExport.status == ExportStatus.FAILED,
+                    AccountExport.created_at < now - timedelta(days=1),
+                ),
+            ),
+        ),
         Expired((AccountEvent.id,), AccountEvent.created_at < now - activity_retention),
         Expired(
             (MailQuota.address,),

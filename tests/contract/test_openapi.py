@@ -25,6 +25,7 @@ PUBLIC_OPERATIONS = {
     "auth-reset-password",
     "auth-confirm-email-change-link",
     "auth-confirm-email-change",
+    "exports-download-export",
 }
 
 

@@ -130,6 +130,7 @@ async def test_purge_removes_expired_tokens_and_old_mail_records(
         "refresh_token_families": 1,
         "idempotency_keys": 0,
         "personal_access_tokens": 0,
+        "account_exports": 0,
         "account_events": 0,
         "mail_quotas": 0,
     }

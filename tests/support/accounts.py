@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -75,3 +79,11 @@ async def verify(client: httpx.AsyncClient, broker: Redis, settings: Settings) -
     token = (await mailed_tokens(broker, settings, VERIFICATION))[-1]
     response = await client.get("/api/v1/auth/verify-email", params={"token": token})
     assert response.status_code == 200, response.text
+
+
+def open_archive(data: bytes) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == ["taskpipe-export.json", "tasks.csv"]
+        document = orjson.loads(archive.read("taskpipe-export.json"))
+        rows = list(csv.DictReader(io.StringIO(archive.read("tasks.csv").decode())))
+    return document, rows

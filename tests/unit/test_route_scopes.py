@@ -24,11 +24,14 @@ PUBLIC = {
     ("POST", "/api/v1/auth/reset-password"),
     ("GET", "/api/v1/auth/confirm-email-change"),
     ("POST", "/api/v1/auth/confirm-email-change"),
+    ("GET", "/api/v1/exports/{export_id}/archive"),  # the mailed link is the credential
 }
 ACCOUNT_ROUTES = {
     ("PATCH", "/api/v1/users/me"),
     ("POST", "/api/v1/users/me/password"),
     ("POST", "/api/v1/users/me/email"),
+    ("POST", "/api/v1/users/me/exports"),
+    ("GET", "/api/v1/users/me/exports/{export_id}"),
     ("GET", "/api/v1/users/me/sessions"),
     ("DELETE", "/api/v1/users/me/sessions"),
     ("DELETE", "/api/v1/users/me/sessions/{session_id}"),

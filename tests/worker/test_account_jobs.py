@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from api.resources import Resources
 from common.auth.revocation import revoked_key
-from tests.support.accounts import bearer
+from tests.support.accounts import bearer, open_archive
 from tests.support.factories import PASSWORD, Account, login, register, unique_email
 from tests.support.outage import without_security_redis
 from tests.support.smtp import MailCatcher, text_part
@@ -122,3 +122,28 @@ async def test_an_address_change_mails_the_link_to_the_new_address_and_a_notice_
     path, query = _link(confirm, "confirm-email-change")
     confirmed = await live_client.get(path, params=query)
     assert confirmed.status_code == 200 and confirmed.json()["email"] == new_email
+
+
+async def test_the_worker_builds_the_export_and_mails_a_link_that_downloads_it(
+    live_client: httpx.AsyncClient, mailbox: MailCatcher, celery_worker: WorkerProcess
+) -> None:
+    account = await verified_account(live_client, mailbox)
+    created = await live_client.post(
+        "/api/v1/tasks", json={"title": "Write the report"}, headers=account.headers
+    )
+    assert created.status_code == 201
+    requested = await live_client.post("/api/v1/users/me/exports", headers=account.headers)
+    assert requested.status_code == 202
+    _, mail = await _mails(mailbox, account.email, count=2)
+    assert mail["Subject"] == "Your Taskpipe export is ready"
+    link = next(word for word in text_part(mail).split() if "/archive?token=" in word)
+    parts = urlsplit(link)
+    download = await live_client.get(parts.path, params=parse_qs(parts.query))
+    assert download.status_code == 200
+    document, rows = open_archive(download.content)
+    assert [task["title"] for task in document["tasks"]] == ["Write the report"]
+    assert rows[0]["title"] == "Write the report"
+    shown = await live_client.get(
+        f"/api/v1/users/me/exports/{requested.json()['id']}", headers=account.headers
+    )
+    assert shown.json()["status"] == "ready"

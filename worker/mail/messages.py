@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from common.accounts.exports import ExportMail
 from common.accounts.notices import NoticeMail
 from common.auth.links import LinkMail
 from common.config import Settings
@@ -85,3 +86,13 @@ def notice_mail(settings: Settings, notice: NoticeMail) -> Outgoing:
         erase_after=_moment(notice.erase_after),
     )
     return Outgoing(f"notice:{notice.event_id}", notice.address, mail, notice.kind.value)
+
+
+def export_mail(ready: ExportMail) -> Outgoing:
+    mail = render_mail(
+        "export_ready",
+        link=ready.url,
+        expires_at=_moment(ready.expires_at),
+        size_kib=max(1, ready.size // 1024),
+    )
+    return Outgoing(f"export:{ready.export_id}", ready.address, mail, "export_ready")
