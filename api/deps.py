@@ -24,6 +24,7 @@ from api.boundary import open_unit_of_work
 from api.middleware import RATE_LIMIT_STATE
 from api.resources import Resources
 from common.accounts.credentials import CredentialService
+from common.accounts.deletion import DeletionService
 from common.accounts.personal_tokens import is_personal_token
 from common.accounts.scopes import ACCOUNT_MANAGEMENT, Scope
 from common.auth.service import AuthService
@@ -81,6 +82,19 @@ async def get_credential_service(uow: UnitOfWorkDep, resources: ResourcesDep) ->
 
 
 CredentialServiceDep = Annotated[CredentialService, Depends(get_credential_service)]
+
+
+async def get_deletion_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> DeletionService:
+    return DeletionService(
+        uow,
+        resources.settings,
+        hasher=resources.hasher,
+        lockout=resources.lockout,
+        revocations=resources.revocations,
+    )
+
+
+DeletionServiceDep = Annotated[DeletionService, Depends(get_deletion_service)]
 
 _bearer = HTTPBearer(
     auto_error=False,

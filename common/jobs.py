@@ -44,6 +44,8 @@ class JobName:
     SEND_ACCOUNT_NOTICE = "taskpipe.email.send_account_notice"
     SEND_EXPORT_READY = "taskpipe.email.send_export_ready"
     BUILD_EXPORT = "taskpipe.accounts.build_export"
+    ERASE_ACCOUNT = "taskpipe.accounts.erase"
+    ERASE_DUE_ACCOUNTS = "taskpipe.accounts.erase_due"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "purged_rows": ("taskpipe_purged_rows_total", "Rows removed by the purge job", "table"),
     "reminders": ("taskpipe_reminders_total", "Due-date reminder outcomes", "outcome"),
     "mails": ("taskpipe_mails_total", "Mails by kind", "kind"),
+    "accounts": (
+        "taskpipe_accounts_total",
+        "Account lifecycle events done by the workers (erased: all that remains of one)",
+        "event",
+    ),
     "jobs_succeeded": ("taskpipe_jobs_succeeded_total", "Jobs that finished, by task", "task"),
     "jobs_failed": ("taskpipe_jobs_failed_total", "Jobs that failed for good, by task", "task"),
     "jobs_retried": ("taskpipe_jobs_retried_total", "Job retries scheduled, by task", "task"),

@@ -62,6 +62,10 @@ app.conf.update(
         "scan-due-reminders": {"task": JobName.SCAN_DUE_REMINDERS, "schedule": 60.0},
         "purge-deleted": {"task": JobName.PURGE_DELETED, "schedule": crontab(minute="7")},
         "warm-active-users": {"task": JobName.WARM_ACTIVE_USERS, "schedule": 600.0},
+        "erase-due-accounts": {
+            "task": JobName.ERASE_DUE_ACCOUNTS,
+            "schedule": crontab(minute="17"),
+        },
     },
     timezone="UTC",
     enable_utc=True,

@@ -15,6 +15,7 @@ from api.deps import (
     BearerCredentials,
     ClientDep,
     CredentialServiceDep,
+    DeletionServiceDep,
     ResourcesDep,
     auth_service,
     get_principal,
@@ -261,8 +262,10 @@ CONFIRMS_ADDRESS = (
 async def confirm_email_change_link(
     token: Annotated[OpaqueToken, Query(description="The token from the mailed link")],
     credentials: CredentialServiceDep,
+    auth: AuthServiceDep,
     client: ClientDep,
 ) -> UserOut:
+    await auth.limit_link_guesses(client)
     try:
         user = await credentials.confirm_email_change(token, client)
     except InvalidInput as exc:  # the token came in the query string, not in a body
@@ -277,6 +280,24 @@ async def confirm_email_change_link(
     responses=problem_responses(400, 409, 429, 503),
 )
 async def confirm_email_change(
-    body: TokenIn, credentials: CredentialServiceDep, client: ClientDep
+    body: TokenIn, credentials: CredentialServiceDep, auth: AuthServiceDep, client: ClientDep
 ) -> UserOut:
+    await auth.limit_link_guesses(client)
     return UserOut.model_validate(await credentials.confirm_email_change(body.token, client))
+
+
+@router.post(
+    "/restore-account",
+    summary="Cancel the deletion of your account with the mailed token",
+    description="The token from the deletion notice: single-use, valid until the erasure may "
+    "begin (`erase_after`); after that, 400. The account comes back as it was; sessions and "
+    "tokens ended by the deletion stay ended: log in again. Rate limited per IP like the "
+    "other mailed links.",
+    responses=problem_responses(400, 429, 503),
+)
+async def restore_account(
+    body: TokenIn, deletion: DeletionServiceDep, auth: AuthServiceDep, client: ClientDep
+) -> MessageOut:
+    await auth.limit_link_guesses(client)
+    await deletion.restore(body.token, client)
+    return MessageOut(detail="Your account is restored; log in again")

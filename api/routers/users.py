@@ -15,6 +15,7 @@ from api.deps import (
     AccountReader,
     ClientDep,
     CredentialServiceDep,
+    DeletionServiceDep,
     ResourcesDep,
     UnitOfWorkDep,
 )
@@ -22,6 +23,8 @@ from api.problems import problem_responses
 from api.schemas.accounts import (
     ActivityOut,
     ActivityPage,
+    DeleteAccountIn,
+    DeletionOut,
     EmailChangeIn,
     PasswordChangeIn,
 )
@@ -108,6 +111,32 @@ async def update_me(body: UserUpdate, principal: AccountOwner, uow: UnitOfWorkDe
         principal.user_id, **body.model_dump(exclude_unset=True, exclude_none=True)
     )
     return UserOut.model_validate(user)
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Delete your account",
+    description="At once: every session and personal access token stops, every mailed link "
+    "stops working, and signing in (or asking for a reset) answers as for an unknown "
+    "address. After `TASKPIPE_ACCOUNT_DELETION_GRACE_DAYS` (7; 0: at once) a job erases "
+    "every row of the account in batches; nothing remains but a counted metric. Until then "
+    "the token mailed to your address (if it is verified) cancels it at "
+    "`POST /api/v1/auth/restore-account`. The address stays taken until the erasure (a new "
+    "registration with it answers 409). " + RETYPED_PASSWORD,
+    responses=problem_responses(400, 401, 403, 413, 423, 429, 503),
+)
+async def delete_me(
+    body: DeleteAccountIn,
+    principal: AccountOwner,
+    deletion: DeletionServiceDep,
+    client: ClientDep,
+) -> DeletionOut:
+    erase_after = await deletion.request(principal.user_id, password=body.password, client=client)
+    return DeletionOut(
+        detail="Your account will be erased; the mailed link restores it until then",
+        erase_after=erase_after,
+    )
 
 
 @router.get(

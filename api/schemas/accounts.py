@@ -33,6 +33,13 @@ class DeleteAccountIn(RequestModel):
     password: AnyPassword
 
 
+class DeletionOut(ResponseModel):
+    detail: str = Field(examples=["Your account will be erased; the mailed link restores it"])
+    erase_after: datetime = Field(
+        description="When the erasure may begin; until then the restore link works"
+    )
+
+
 class SessionOut(ResponseModel):
     id: uuid.UUID
     created_at: datetime = Field(description="The login")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common.accounts.notices import OLD_ADDRESS, AccountNotices
 from common.auth.activity import ActivityLog
-from common.auth.attempts import begin_attempt
+from common.auth.attempts import PasswordConfirmation
 from common.auth.links import ActionLinks
 from common.auth.lockout import LoginLockout
 from common.auth.repository import AuthRepository
@@ -24,7 +24,7 @@ from common.auth.revocation import TokenRevocations
 from common.auth.sessions import CredentialRevoker
 from common.config import Settings
 from common.db.uow import UnitOfWork
-from common.errors import InvalidInput, RateLimited, ServiceUnavailable, Unauthorized
+from common.errors import InvalidInput, RateLimited
 from common.logging import get_logger
 from common.models import ActionTokenPurpose, ActivityKind, User
 from common.ratelimit import RateLimiter
@@ -32,19 +32,9 @@ from common.security.network import Client
 from common.security.passwords import PasswordHasher
 from common.users.errors import EmailAlreadyRegistered
 from common.users.repository import UserRepository
+from common.users.service import UserService
 
 log = get_logger(__name__)
-
-
-class WrongPassword(InvalidInput):
-    """The re-typed password is wrong: 400 on its field, and its failed attempt is recorded
-    although the request is refused."""
-
-    code = "wrong-password"
-    keeps_changes = True
-
-    def __init__(self, field: str) -> None:
-        super().__init__("The password is not right", field=field)
 
 
 class AddressMailsSpent(RateLimited):
@@ -71,9 +61,10 @@ class CredentialService:
         self._uow = uow
         self._settings = settings
         self._hasher = hasher
-        self._lockout = lockout
+        self._password = PasswordConfirmation(uow, hasher, lockout)
         self._limiter = limiter
         self._users = UserRepository(uow.session)
+        self._accounts = UserService(uow)
         self._tokens = AuthRepository(uow.session)
         self._links = ActionLinks(uow, settings)
         self._activity = ActivityLog(uow.session)
@@ -89,10 +80,10 @@ class CredentialService:
         new_password: str,
         client: Client,
     ) -> None:
-        user = await self._account(user_id)
-        await self.check_password(user, current_password, client, field="current_password")
+        user = await self._accounts.get(user_id)
+        await self._password.check(user, current_password, client, field="current_password")
         password_hash = await self._hasher.hash(new_password)
-        user = await self._account(user_id, lock=True)
+        user = await self._accounts.get(user_id, for_update=True)
         now = datetime.now(UTC)
         user.password_hash = password_hash
         user.password_changed_at = now
@@ -120,15 +111,15 @@ class CredentialService:
         """Mail a confirmation link to `new_email` (counted against that address's link
         allowance, which a stranger's address shares with its owner's own requests) and a
         notice to the current address."""
-        await self._limit("email_change", str(user_id))
+        await self._limit_address_changes(user_id)
         new_email = new_email.lower()
-        user = await self._account(user_id)
+        user = await self._accounts.get(user_id)
         if new_email == user.email:
             raise InvalidInput("That is already your address", field="new_email")
-        await self.check_password(user, password, client, field="password")
+        await self._password.check(user, password, client, field="password")
         if await self._users.get_by_email(new_email) is not None:
             raise EmailAlreadyRegistered()
-        user = await self._account(user_id, lock=True)
+        user = await self._accounts.get(user_id, for_update=True)
         issued = await self._links.issue(
             user, ActionTokenPurpose.CHANGE_EMAIL, new_email=new_email, session_id=session_id
         )
@@ -143,9 +134,9 @@ class CredentialService:
         await self._notices.send(user, event)
 
     async def confirm_email_change(self, token: str, client: Client) -> User:
-        """Follow the mailed link: the account takes the new address, verified. 409 when
-        another account took it meanwhile (the link then stays usable)."""
-        await self._limit("token_ip", client.ip, per_ip=True)
+        """Follow the mailed link (the caller limits guesses per IP): the account takes the new
+        address, verified. 409 when another account took it meanwhile (the link then stays
+        usable)."""
         action = await self._links.spend(token, ActionTokenPurpose.CHANGE_EMAIL)
         user = await self._users.get(action.user_id, for_update=True)
         assert user is not None  # tokens cascade with their user
@@ -172,44 +163,12 @@ class CredentialService:
         log.info("email_changed", user_id=str(user.id), sessions_ended=len(ended))
         return user
 
-    async def check_password(
-        self, user: User, password: str, client: Client, *, field: str
-    ) -> None:
-        """The account's password, typed again: a counted sign-in attempt, hashed with no
-        database connection held (nothing may be written before it)."""
-        attempt = await begin_attempt(self._lockout, self._uow.session, user.email, client)
-        try:
-            await self._uow.release_connection()
-            verified = await self._hasher.verify(password, user.password_hash)
-        except Exception:  # too busy to hash, or the database failed: nothing was checked
-            await self._lockout.withdraw(attempt)
-            raise
-        if not verified:
-            self._activity.record(user.id, ActivityKind.LOGIN_FAILED, client, during=field)
-            raise WrongPassword(field)
-        await self._lockout.succeeded(attempt)
-
-    async def _account(self, user_id: uuid.UUID, *, lock: bool = False) -> User:
-        user = await self._users.get(user_id, for_update=lock)
-        if user is None or user.deletion_pending:
-            raise Unauthorized("Account no longer exists")
-        return user
-
-    async def _limit(self, name: str, key: str, *, per_ip: bool = False) -> None:
-        """The per-user (or, for links followed without a session, per-IP) limit of these
-        routes: the mail limits' allowance for an address change, the login limit's for a
-        followed link."""
-        settings = self._settings
-        limit, window = (
-            (settings.login_rate_limit, settings.login_rate_window_seconds)
-            if per_ip
-            else (settings.email_rate_limit, settings.email_rate_window_seconds)
+    async def _limit_address_changes(self, user_id: uuid.UUID) -> None:
+        """Per account, with the mail routes' allowance: a signed-in stranger cannot make us
+        mail address after address."""
+        await self._limiter.enforce(
+            "email_change",
+            str(user_id),
+            limit=self._settings.email_rate_limit,
+            window_seconds=self._settings.email_rate_window_seconds,
         )
-        result = await self._limiter.hit(name, key, limit=limit, window_seconds=window)
-        if result.allowed:
-            return
-        if result.degraded:
-            raise ServiceUnavailable(
-                "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
-            )
-        raise RateLimited("Too many requests; slow down", headers=result.headers)

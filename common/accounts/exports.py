@@ -219,8 +219,10 @@ async def build_export(
     try:
         async with units() as uow:
             user = await UserRepository(uow.session).get(user_id)
-            if user is None:
-                return None
+            if user is None or user.deletion_pending:
+                failure = "The account is being deleted"
+                await _finish(uow, export_id, status=ExportStatus.FAILED, failure=failure)
+                return ExportStatus.FAILED
             archive = await build_archive(
                 uow.session, user, now=now, max_bytes=settings.export_max_bytes
             )

@@ -22,7 +22,7 @@ from common.auth.sessions import CredentialRevoker
 from common.auth.tokens import TokenClaims, TokenType, decode_token, hash_token, issue_token
 from common.config import Settings
 from common.db.uow import UnitOfWork
-from common.errors import RateLimited, ServiceUnavailable, Unauthorized
+from common.errors import Unauthorized
 from common.jobs import JobName, Queue
 from common.logging import get_logger
 from common.models import (
@@ -309,16 +309,9 @@ class AuthService:
     async def _enforce_limit(
         self, name: str, key: str, limit: int, window: int, *, fail_open: bool | None = None
     ) -> None:
-        result = await self._limiter.hit(
+        await self._limiter.enforce(
             name, key, limit=limit, window_seconds=window, fail_open=fail_open
         )
-        if result.allowed:
-            return
-        if result.degraded:
-            raise ServiceUnavailable(
-                "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
-            )
-        raise RateLimited("Too many requests; slow down", headers=result.headers)
 
     async def limit_link_guesses(self, client: Client) -> None:
         """Every route that takes a mailed token shares one per-IP limit (the login's)."""

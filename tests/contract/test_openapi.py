@@ -26,6 +26,7 @@ PUBLIC_OPERATIONS = {
     "auth-confirm-email-change-link",
     "auth-confirm-email-change",
     "exports-download-export",
+    "auth-restore-account",
 }
 
 

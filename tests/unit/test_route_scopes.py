@@ -25,9 +25,11 @@ PUBLIC = {
     ("GET", "/api/v1/auth/confirm-email-change"),
     ("POST", "/api/v1/auth/confirm-email-change"),
     ("GET", "/api/v1/exports/{export_id}/archive"),  # the mailed link is the credential
+    ("POST", "/api/v1/auth/restore-account"),
 }
 ACCOUNT_ROUTES = {
     ("PATCH", "/api/v1/users/me"),
+    ("DELETE", "/api/v1/users/me"),
     ("POST", "/api/v1/users/me/password"),
     ("POST", "/api/v1/users/me/email"),
     ("POST", "/api/v1/users/me/exports"),

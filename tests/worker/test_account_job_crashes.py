@@ -9,19 +9,23 @@ after the broker's visibility timeout (2 s here).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text, update
+from fastapi import FastAPI
+from sqlalchemy import func, select, text, update
 
 from api.resources import Resources
-from common.models import AccountExport, ExportStatus, User
+from common.models import AccountExport, Category, ExportStatus, Task, User
 from tests.support.accounts import open_archive
-from tests.support.factories import Account, register
+from tests.support.factories import PASSWORD, Account, register
 from tests.support.smtp import MailCatcher
 from tests.support.worker import WorkerProcess
 
@@ -119,3 +123,47 @@ async def test_a_worker_killed_mid_export_is_followed_by_one_that_finishes_it(
     assert archive is not None
     document, _ = open_archive(archive)
     assert sorted(t["title"] for t in document["tasks"]) == ["First task", "Second task"]
+
+
+async def test_a_worker_killed_mid_erasure_is_followed_by_one_that_finishes_it(
+    app: FastAPI, live_client: httpx.AsyncClient, resources: Resources, tmp_path: Path
+) -> None:
+    """The tasks go in the first batches; the worker is killed waiting to delete the
+    categories; the next worker erases the rest and the user row."""
+    account = await register(live_client)
+    user_id = uuid.UUID(account.user["id"])
+    headers = account.headers
+    await live_client.post("/api/v1/categories", json={"name": "Work"}, headers=headers)
+    for number in range(3):
+        await live_client.post("/api/v1/tasks", json={"title": f"Task {number}"}, headers=headers)
+    app.state.resources = dataclasses.replace(
+        resources, settings=resources.settings.model_copy(update={"account_deletion_grace_days": 0})
+    )
+    try:
+        deleted = await live_client.request(
+            "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=headers
+        )
+    finally:
+        app.state.resources = resources
+    assert deleted.status_code == 202
+
+    async def count(model: type[Task] | type[Category] | type[User], *where: Any) -> int:
+        async with resources.session_factory() as session:
+            return int(
+                await session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+            )
+
+    async def halfway() -> bool:
+        return await count(Task, Task.user_id == user_id) == 0
+
+    second = await killed_then_replaced(tmp_path, halfway, resources, "categories")
+    try:
+        assert await count(User, User.id == user_id) == 1  # killed half-way: the rest waits
+
+        async def erased() -> bool:
+            return await count(User, User.id == user_id) == 0
+
+        await eventually(erased)
+    finally:
+        second.stop()
+    assert await count(Category, Category.user_id == user_id) == 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from email.message import Message
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,9 +14,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy import func, select
 
 from api.resources import Resources
 from common.auth.revocation import revoked_key
+from common.models import User
+from common.models.base import Base
 from tests.support.accounts import bearer, open_archive
 from tests.support.factories import PASSWORD, Account, login, register, unique_email
 from tests.support.outage import without_security_redis
@@ -147,3 +152,79 @@ async def test_the_worker_builds_the_export_and_mails_a_link_that_downloads_it(
         f"/api/v1/users/me/exports/{requested.json()['id']}", headers=account.headers
     )
     assert shown.json()["status"] == "ready"
+
+
+def _users_rows(resources: Resources) -> Callable[[str], Awaitable[dict[str, int]]]:
+    async def count(user_id: str) -> dict[str, int]:
+        async with resources.session_factory() as session:
+            return {
+                table.name: int(
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(table)
+                        .where(table.c.user_id == uuid.UUID(user_id))
+                    )
+                    or 0
+                )
+                for table in Base.metadata.sorted_tables
+                if "user_id" in table.c
+            }
+
+    return count
+
+
+async def test_an_account_deleted_without_grace_is_mailed_then_erased_and_counted(
+    app: FastAPI,
+    live_client: httpx.AsyncClient,
+    resources: Resources,
+    broker: Redis,
+    mailbox: MailCatcher,
+    celery_worker: WorkerProcess,
+) -> None:
+    account = await verified_account(live_client, mailbox)
+    await live_client.post("/api/v1/tasks", json={"title": "Mine"}, headers=account.headers)
+    erased_before = int(await broker.hget("taskpipe:stats:accounts", "erased") or 0)
+    now_settings = resources.settings.model_copy(update={"account_deletion_grace_days": 0})
+    app.state.resources = dataclasses.replace(resources, settings=now_settings)
+    try:
+        response = await live_client.request(
+            "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=account.headers
+        )
+    finally:
+        app.state.resources = resources
+    assert response.status_code == 202
+    _, notice = await _mails(mailbox, account.email, count=2)
+    assert notice["Subject"] == "Your Taskpipe account is being deleted"
+    assert "being erased now" in text_part(notice)
+    rows = _users_rows(resources)
+
+    async def erased() -> bool:
+        return set((await rows(account.user["id"])).values()) == {0}
+
+    await _eventually(erased)
+    async with resources.session_factory() as session:
+        assert await session.get(User, uuid.UUID(account.user["id"])) is None
+
+    async def counted() -> bool:
+        return int(await broker.hget("taskpipe:stats:accounts", "erased") or 0) == erased_before + 1
+
+    await _eventually(counted)
+
+
+async def test_the_deletion_notice_carries_a_token_that_restores_the_account(
+    live_client: httpx.AsyncClient, mailbox: MailCatcher, celery_worker: WorkerProcess
+) -> None:
+    account = await verified_account(live_client, mailbox)
+    response = await live_client.request(
+        "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=account.headers
+    )
+    assert response.status_code == 202
+    _, notice = await _mails(mailbox, account.email, count=2)
+    token = next(
+        line.split(":", 1)[1].strip()
+        for line in text_part(notice).splitlines()
+        if line.startswith("Token:")
+    )
+    restored = await live_client.post("/api/v1/auth/restore-account", json={"token": token})
+    assert restored.status_code == 200
+    assert (await login(live_client, account.email, PASSWORD)).status_code == 200

@@ -1,5 +1,23 @@
 """Celery task modules; each is a thin wrapper over a coroutine run on the worker's loop."""
 
-from worker.tasks import cache, credentials, email, exports, maintenance, notices, reminders
+from worker.tasks import (
+    cache,
+    credentials,
+    email,
+    erasure,
+    exports,
+    maintenance,
+    notices,
+    reminders,
+)
 
-__all__ = ["cache", "credentials", "email", "exports", "maintenance", "notices", "reminders"]
+__all__ = [
+    "cache",
+    "credentials",
+    "email",
+    "erasure",
+    "exports",
+    "maintenance",
+    "notices",
+    "reminders",
+]
