@@ -10,12 +10,17 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.config import Settings
 from common.models import AccountEvent
 from tests.support.accounts import ACTIVITY, activity_kinds, bearer, client_from, create_token
 from tests.support.factories import PASSWORD, login, register, unique_email
+from tests.support.mail_jobs import PASSWORD_RESET, mailed_tokens
+
+LOGOUT = "/api/v1/auth/logout"
 
 
 async def test_sign_ins_failures_and_the_lockout_are_recorded(
@@ -107,3 +112,23 @@ async def test_events_past_the_retention_are_not_shown(
     )
     await session.flush()
     assert await activity_kinds(client, account.headers) == []
+
+
+async def test_a_logout_and_a_password_reset_are_recorded(
+    client: httpx.AsyncClient, broker: Redis, settings: Settings
+) -> None:
+    account = await register(client)
+    other = (await login(client, account.email, PASSWORD)).json()
+    assert (await client.post(LOGOUT, headers=bearer(other["access_token"]))).status_code == 204
+    await client.post("/api/v1/auth/forgot-password", json={"email": account.email})
+    (token,) = await mailed_tokens(broker, settings, PASSWORD_RESET)
+    reset = await client.post(
+        "/api/v1/auth/reset-password", json={"token": token, "new_password": "Brand-New-Secret-7"}
+    )
+    assert reset.status_code == 200
+    signed_in = (await login(client, account.email, "Brand-New-Secret-7")).json()
+    events = (await client.get(ACTIVITY, headers=bearer(signed_in["access_token"]))).json()["items"]
+    kinds = [event["kind"] for event in events]
+    assert kinds[:2] == ["login", "password_reset"]
+    ended = next(event for event in events if event["kind"] == "session_ended")
+    assert ended["detail"]["reason"] == "logout"
