@@ -124,6 +124,8 @@ class Principal:
 
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _PRINCIPAL_KEY = "taskpipe.principal"
+SESSION_ENDED = "This session has ended; log in again"
+TOKEN_REVOKED = "This token was revoked"
 
 
 async def authenticate(
@@ -145,12 +147,12 @@ async def authenticate(
     else:
         claims = resources.access_tokens.verify(presented)
         if claims.family_id is None:  # not one of ours: every token we issue has a session
-            raise Unauthorized("This session has ended; log in again")
+            raise Unauthorized(SESSION_ENDED)
         principal = Principal(claims.user_id, claims.family_id)
         credential_id = claims.family_id
     admission = await resources.revocations.admit(principal.user_id, credential_id)
     if admission.revoked:
-        raise Unauthorized("This session has ended; log in again")
+        raise Unauthorized(TOKEN_REVOKED if principal.token_id else SESSION_ENDED)
     limit = admission.limit
     structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
     if not limit.degraded:
@@ -175,7 +177,7 @@ async def _ask_postgresql(resources: Resources, principal: Principal, presented:
     elif principal.session_id is not None and await credential_ended(
         resources.reads, principal.user_id, principal.session_id
     ):
-        raise Unauthorized("This session has ended; log in again")
+        raise Unauthorized(SESSION_ENDED)
 
 
 async def get_principal(

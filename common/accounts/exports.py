@@ -33,7 +33,7 @@ from common.db.uow import UnitOfWork
 from common.errors import Conflict, NotFound, RateLimited
 from common.jobs import JobName, Queue
 from common.logging import get_logger
-from common.models import AccountExport, ActivityKind, ExportStatus
+from common.models import AccountExport, ActivityKind, ExportStatus, User
 from common.models.accounts import UNFINISHED_EXPORT
 from common.security.mail_quota import MailKind, reserve_mails
 from common.security.network import Client
@@ -141,11 +141,14 @@ class ExportService:
         return export
 
     async def open_download(self, export_id: uuid.UUID, token: str, client: Client) -> Download:
-        """The export behind a download link, if the link is right and the export ready and
-        not expired (404 otherwise, whichever it is); the download is recorded."""
+        """The export behind a download link, if the link is right, the export ready and not
+        expired, and its account not being deleted (404 otherwise, whichever it is); the
+        download is recorded."""
         expected = download_token(self._settings, export_id)
         export = await self._uow.session.scalar(
-            select(AccountExport).where(AccountExport.id == export_id)
+            select(AccountExport)
+            .join(User, User.id == AccountExport.user_id)
+            .where(AccountExport.id == export_id, User.deletion_requested_at.is_(None))
         )
         usable = (
             hmac.compare_digest(token.encode(), expected.encode())

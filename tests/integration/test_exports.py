@@ -20,7 +20,7 @@ from common.accounts.exports import build_export
 from common.maintenance.purge import purge_expired_rows
 from common.models import AccountExport, ExportStatus
 from tests.support.accounts import activity_kinds, open_archive
-from tests.support.factories import Account, register
+from tests.support.factories import PASSWORD, Account, register
 from tests.support.mail_jobs import queued_jobs
 
 EXPORTS = "/api/v1/users/me/exports"
@@ -227,3 +227,16 @@ async def test_a_download_is_streamed_slice_by_slice_and_whole(
     assert len(response.content) == shown["size_bytes"]
     document, rows = open_archive(response.content)
     assert len(document["tasks"]) == len(rows) == 2
+
+
+async def test_a_download_link_stops_when_the_account_is_deleted(
+    client: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    account = await register(client)
+    shown = await _built(client, account, test_resources, (await _request(client, account))["id"])
+    assert (await _download(client, shown["download_url"])).status_code == 200
+    deleted = await client.request(
+        "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=account.headers
+    )
+    assert deleted.status_code == 202
+    assert (await _download(client, shown["download_url"])).status_code == 404
