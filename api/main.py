@@ -88,11 +88,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(tasks.router)
+    app.include_router(categories.router)
+    # After the hot routes: requests are matched against routes in order.
     app.include_router(sessions.router)
     app.include_router(tokens.router)
     app.include_router(exports.router)
-    app.include_router(tasks.router)
-    app.include_router(categories.router)
     install_docs(app)
     _register_problem_schema(app)
     return app
