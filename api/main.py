@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
+from api.deps import declared_scopes
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import observe_pool
 from api.middleware import MetricsGate, RequestContextMiddleware
 from api.problems import Problem, problem_responses
 from api.resources import Resources
-from api.routers import auth, categories, health, tasks, users, webhooks
+from api.routers import auth, categories, exports, health, sessions, tasks, tokens, users, webhooks
+from common.accounts.scopes import ACCOUNT_MANAGEMENT
 from common.config import Settings, get_settings
 from common.logging import configure_logging
 
@@ -29,10 +31,14 @@ Task management with a worker platform behind it.
 * **Every response** carries `X-Request-ID` (yours, when it is sane, or a new one).
 * **Authenticated routes** are rate limited per user: every answer carries `RateLimit-Limit`,
   `RateLimit-Remaining` and `RateLimit-Reset`; past the limit, 429 with `Retry-After`.
+* **Credentials**: the access token of a login (a session, which may do everything), or a
+  personal access token (`tp_pat_...`) limited to its scopes. Each route names the scope it
+  needs; a token without it gets 403 `insufficient-scope`, and account management (password,
+  address, sessions, tokens, exports, deletion) answers a token 403 `session-required`.
 """
 
 
-def _operation_id(route: APIRoute) -> str:
+def _operation_id(route: APIRoute | RouteContext) -> str:
     """Readable operation ids for generated clients: `auth-login`, `tasks-list`, ..."""
     tag = route.tags[0] if route.tags else "default"
     return f"{tag}-{route.name}".replace("_", "-")
@@ -85,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(categories.router)
     app.include_router(webhooks.router)
+    # After the hot routes: requests are matched against routes in order.
+    app.include_router(sessions.router)
+    app.include_router(tokens.router)
+    app.include_router(exports.router)
     install_docs(app)
     _register_problem_schema(app)
     return app
@@ -105,6 +115,7 @@ def _register_problem_schema(app: FastAPI) -> None:
         components["Problem"] = problem
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
+        _document_scopes(app, schema)
         bad_request = problem_responses(400)[400]
         for operation in _operations(schema):
             responses = operation.get("responses", {})
@@ -118,6 +129,32 @@ def _register_problem_schema(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_scopes(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Each authenticated operation says which scope a personal access token needs for it
+    (or that none will do) and documents the 403 that answers a token without it."""
+    by_id = {operation.get("operationId"): operation for operation in _operations(schema)}
+    forbidden = problem_responses(403)[403]
+    for route in api_routes(app):
+        scopes = declared_scopes(route)
+        operation = by_id.get(_operation_id(route))
+        if not scopes or operation is None:
+            continue
+        if ACCOUNT_MANAGEMENT in scopes:
+            note = "**Sessions only**: a personal access token gets 403 `session-required`."
+        else:
+            listed = ", ".join(f"`{scope}`" for scope in sorted(scopes))
+            note = f"**Scope** a personal access token needs: {listed} (else 403)."
+        description = operation.get("description", "")
+        operation["description"] = f"{description}\n\n{note}".strip()
+        operation.setdefault("responses", {}).setdefault("403", forbidden)
+
+
+def api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every API route as the app serves it (prefix included): FastAPI keeps an included
+    router's routes behind route contexts."""
+    return [c for c in iter_route_contexts(app.routes) if isinstance(c.original_route, APIRoute)]
 
 
 def _is_fastapi_default_422(response: dict[str, Any] | None) -> bool:

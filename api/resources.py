@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.idempotency import IdempotencyStore
+from common.accounts.personal_tokens import PersonalTokenVerifier
 from common.auth.lockout import LoginLockout
 from common.auth.revocation import TokenRevocations
 from common.auth.tokens import AccessTokenVerifier
@@ -43,6 +44,7 @@ class Resources:
     lockout: LoginLockout
     revocations: TokenRevocations
     access_tokens: AccessTokenVerifier
+    personal_tokens: PersonalTokenVerifier
     publisher: JobPublisher
     cache: ResponseCache
     subscribers: Subscribers
@@ -83,6 +85,7 @@ class Resources:
             lockout=LoginLockout(security, settings),
             revocations=revocations_for(security, settings),
             access_tokens=AccessTokenVerifier(settings),
+            personal_tokens=PersonalTokenVerifier(cache_seconds=settings.pat_cache_seconds),
             publisher=JobPublisher(create_producer(settings)),
             cache=cache,
             subscribers=change_subscribers(cache),
@@ -104,10 +107,4 @@ class Resources:
 
 
 def revocations_for(redis: Redis, settings: Settings) -> TokenRevocations:
-    return TokenRevocations(
-        redis,
-        settings.access_token_ttl,
-        user_limit=settings.user_rate_limit,
-        user_window_seconds=settings.user_rate_limit_window_seconds,
-        fail_open=settings.rate_limit_fail_open,
-    )
+    return TokenRevocations.from_settings(redis, settings)

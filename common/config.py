@@ -116,6 +116,20 @@ class Settings(BaseSettings):
     """Of those, verification and reset links: anyone who knows an address can ask for them,
     so they cannot spend the allowance its owner's reminders need."""
 
+    personal_tokens_per_user: PositiveInt = 50
+    pat_cache_seconds: int = Field(default=30, ge=0, le=300)
+    """How long an API process remembers a verified personal access token (a lookup per token
+    per interval instead of per request); a revocation still stops it at once (Redis mark)."""
+    account_deletion_grace_days: int = Field(default=7, ge=0, le=365)
+    """Days between `DELETE /users/me` and the erasure, during which the mailed link restores
+    the account; 0 erases at once."""
+    exports_per_user_per_day: PositiveInt = 3
+    export_max_bytes: PositiveInt = 64 * 1024 * 1024
+    """The largest archive an export may store (zip, in PostgreSQL); a larger one fails."""
+    export_link_ttl: PositiveInt = 24 * 3600
+    """How long a ready export can be downloaded before the purge deletes it."""
+    activity_retention_days: PositiveInt = 90
+
     cache_ttl_seconds: PositiveInt = 300
     cache_max_entry_bytes: PositiveInt = 256 * 1024
     """Larger answers are served but not cached: one tenant's pages cannot fill the cache."""

@@ -44,6 +44,13 @@ class JobName:
     DELIVER_WEBHOOK = "taskpipe.webhooks.deliver"
     PURGE_WEBHOOK_DELIVERIES = "taskpipe.maintenance.purge_webhook_deliveries"
     SEND_WEBHOOK_DISABLED_EMAIL = "taskpipe.email.send_webhook_disabled"
+    REVOKE_CREDENTIALS = "taskpipe.auth.revoke_credentials"
+    SEND_EMAIL_CHANGE_LINK = "taskpipe.email.send_email_change"
+    SEND_ACCOUNT_NOTICE = "taskpipe.email.send_account_notice"
+    SEND_EXPORT_READY = "taskpipe.email.send_export_ready"
+    BUILD_EXPORT = "taskpipe.accounts.build_export"
+    ERASE_ACCOUNT = "taskpipe.accounts.erase"
+    ERASE_DUE_ACCOUNTS = "taskpipe.accounts.erase_due"
 
 
 @dataclass(frozen=True, slots=True)

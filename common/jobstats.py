@@ -34,6 +34,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "Webhook delivery attempts by outcome: delivered, retry (planned), failed (for good)",
         "outcome",
     ),
+    "accounts": (
+        "taskpipe_accounts_total",
+        "Account lifecycle events done by the workers (erased: all that remains of one)",
+        "event",
+    ),
     "jobs_succeeded": ("taskpipe_jobs_succeeded_total", "Jobs that finished, by task", "task"),
     "jobs_failed": ("taskpipe_jobs_failed_total", "Jobs that failed for good, by task", "task"),
     "jobs_retried": ("taskpipe_jobs_retried_total", "Job retries scheduled, by task", "task"),

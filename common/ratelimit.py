@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from common.errors import RateLimited, ServiceUnavailable
 from common.logging import get_logger
 from common.metrics import RATE_LIMIT_REJECTIONS, REDIS_FAILURES
 from common.redis import REDIS_ERRORS
@@ -98,6 +99,28 @@ class RateLimiter:
         if not result.allowed:
             RATE_LIMIT_REJECTIONS.labels(limit=name).inc()
         return result
+
+    async def enforce(
+        self,
+        name: str,
+        key: str,
+        *,
+        limit: int,
+        window_seconds: int,
+        fail_open: bool | None = None,
+    ) -> None:
+        """`hit`, refusing past the limit: 429 with the limit's headers, or 503 when the limit
+        cannot be checked and fails closed."""
+        result = await self.hit(
+            name, key, limit=limit, window_seconds=window_seconds, fail_open=fail_open
+        )
+        if result.allowed:
+            return
+        if result.degraded:
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
+            )
+        raise RateLimited("Too many requests; slow down", headers=result.headers)
 
     async def reset(self, name: str, key: str) -> None:
         try:

@@ -82,6 +82,8 @@ app.conf.update(
         "taskpipe.maintenance.*": {"queue": Queue.MAINTENANCE},
         "taskpipe.cache.*": {"queue": Queue.CACHE},
         "taskpipe.webhooks.*": {"queue": Queue.WEBHOOKS},
+        "taskpipe.auth.*": {"queue": Queue.CACHE},
+        "taskpipe.accounts.*": {"queue": Queue.MAINTENANCE},
     },
     worker_consumer=Consumer,
     worker_hijack_root_logger=False,
@@ -98,6 +100,10 @@ app.conf.update(
         "purge-webhook-deliveries": {
             "task": JobName.PURGE_WEBHOOK_DELIVERIES,
             "schedule": crontab(minute="37"),
+        },
+        "erase-due-accounts": {
+            "task": JobName.ERASE_DUE_ACCOUNTS,
+            "schedule": crontab(minute="17"),
         },
     },
     timezone="UTC",

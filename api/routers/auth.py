@@ -6,13 +6,16 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+from fastapi.security import SecurityScopes
 from starlette.responses import Response
 
 from api.boundary import UnitOfWorkRoute
 from api.deps import (
     AuthServiceDep,
     BearerCredentials,
-    ClientIP,
+    ClientDep,
+    CredentialServiceDep,
+    DeletionServiceDep,
     ResourcesDep,
     auth_service,
     get_principal,
@@ -32,6 +35,7 @@ from api.schemas.auth import (
     TokenPairOut,
 )
 from api.schemas.users import UserOut
+from common.accounts.scopes import ACCOUNT_MANAGEMENT
 from common.auth.service import AuthService, TokenPair
 from common.errors import InvalidInput
 from common.logging import get_logger
@@ -90,10 +94,10 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
     responses=problem_responses(400, 409, 413, 429, 503),
 )
 async def register(
-    body: RegisterIn, auth: AuthServiceDep, ip: ClientIP, response: Response
+    body: RegisterIn, auth: AuthServiceDep, client: ClientDep, response: Response
 ) -> RegisterOut:
     result = await auth.register(
-        email=str(body.email), password=body.password, full_name=body.full_name, client_ip=ip
+        email=str(body.email), password=body.password, full_name=body.full_name, client=client
     )
     _no_store(response)
     pair = _pair_out(result.tokens)
@@ -112,9 +116,9 @@ async def register(
     responses=problem_responses(400, 401, 413, 423, 429, 503),
 )
 async def login(
-    body: LoginIn, auth: AuthServiceDep, ip: ClientIP, response: Response
+    body: LoginIn, auth: AuthServiceDep, client: ClientDep, response: Response
 ) -> TokenPairOut:
-    _, pair = await auth.login(email=str(body.email), password=body.password, client_ip=ip)
+    _, pair = await auth.login(email=str(body.email), password=body.password, client=client)
     _no_store(response)
     return _pair_out(pair)
 
@@ -128,8 +132,10 @@ async def login(
     "however often it is refreshed (401: log in again).",
     responses=problem_responses(400, 401, 429, 503),
 )
-async def refresh(body: RefreshIn, auth: AuthServiceDep, response: Response) -> TokenPairOut:
-    pair = await auth.refresh(body.refresh_token)
+async def refresh(
+    body: RefreshIn, auth: AuthServiceDep, client: ClientDep, response: Response
+) -> TokenPairOut:
+    pair = await auth.refresh(body.refresh_token, client)
     _no_store(response)
     return _pair_out(pair)
 
@@ -140,21 +146,25 @@ async def refresh(body: RefreshIn, auth: AuthServiceDep, response: Response) -> 
     summary="End a session",
     description="Send the refresh token in the body, or no body and the access token as "
     "`Authorization: Bearer`: either ends that token's session, and its access tokens stop "
-    "working at once. Without either, 401.",
-    responses=problem_responses(400, 401, 429),
+    "working at once. Without either, 401. A personal access token is no session (403): "
+    "revoke it with `DELETE /api/v1/users/me/tokens/{id}`.",
+    responses=problem_responses(400, 401, 403, 429),
 )
 async def logout(
     request: Request,
     auth: AuthServiceDep,
     resources: ResourcesDep,
     credentials: BearerCredentials,
+    client: ClientDep,
     body: RefreshIn | None = None,
 ) -> Response:
     if body is not None:
-        await auth.logout(body.refresh_token)
+        await auth.logout(body.refresh_token, client)
     else:
-        principal = await get_principal(request, resources, credentials)
-        await auth.logout_access(principal.claims)
+        session = SecurityScopes([ACCOUNT_MANAGEMENT])
+        principal = await get_principal(request, session, resources, credentials)
+        assert principal.session_id is not None  # sessions only, by the scope above
+        await auth.logout_session(principal.user_id, principal.session_id, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -166,10 +176,10 @@ async def logout(
 async def verify_email_link(
     token: Annotated[OpaqueToken, Query(description="The token from the mailed link")],
     auth: AuthServiceDep,
-    ip: ClientIP,
+    client: ClientDep,
 ) -> UserOut:
     try:
-        user = await auth.verify_email(token, client_ip=ip)
+        user = await auth.verify_email(token, client=client)
     except InvalidInput as exc:  # the token came in the query string, not in a body
         raise InvalidInput(exc.detail, field="token", location="query") from None
     return UserOut.model_validate(user)
@@ -180,8 +190,8 @@ async def verify_email_link(
     summary="Verify an email address with the mailed token",
     responses=problem_responses(400, 429, 503),
 )
-async def verify_email(body: TokenIn, auth: AuthServiceDep, ip: ClientIP) -> UserOut:
-    return UserOut.model_validate(await auth.verify_email(body.token, client_ip=ip))
+async def verify_email(body: TokenIn, auth: AuthServiceDep, client: ClientDep) -> UserOut:
+    return UserOut.model_validate(await auth.verify_email(body.token, client=client))
 
 
 @router.post(
@@ -194,11 +204,11 @@ async def verify_email(body: TokenIn, auth: AuthServiceDep, ip: ClientIP) -> Use
 async def resend_verification(
     body: EmailIn,
     auth: AuthServiceDep,
-    ip: ClientIP,
+    client: ClientDep,
     resources: ResourcesDep,
     background: BackgroundTasks,
 ) -> MessageOut:
-    await auth.limit_mail_requests(ip)
+    await auth.limit_mail_requests(client)
     background.add_task(_after_response, resources, AuthService.resend_verification, body.email)
     return MessageOut(detail=MAIL_ON_ITS_WAY)
 
@@ -213,11 +223,11 @@ async def resend_verification(
 async def forgot_password(
     body: EmailIn,
     auth: AuthServiceDep,
-    ip: ClientIP,
+    client: ClientDep,
     resources: ResourcesDep,
     background: BackgroundTasks,
 ) -> MessageOut:
-    await auth.limit_mail_requests(ip)
+    await auth.limit_mail_requests(client)
     background.add_task(_after_response, resources, AuthService.forgot_password, body.email)
     return MessageOut(detail=MAIL_ON_ITS_WAY)
 
@@ -228,6 +238,66 @@ async def forgot_password(
     description="The token is single-use; every session of the account is ended.",
     responses=problem_responses(400, 429, 503),
 )
-async def reset_password(body: ResetPasswordIn, auth: AuthServiceDep, ip: ClientIP) -> MessageOut:
-    await auth.reset_password(token=body.token, new_password=body.new_password, client_ip=ip)
+async def reset_password(
+    body: ResetPasswordIn, auth: AuthServiceDep, client: ClientDep
+) -> MessageOut:
+    await auth.reset_password(token=body.token, new_password=body.new_password, client=client)
     return MessageOut(detail="Password changed; log in again")
+
+
+CONFIRMS_ADDRESS = (
+    "The link mailed to the new address by `POST /api/v1/users/me/email`: single-use, valid "
+    "24 h. The account takes the address, verified, and every session but the one that asked "
+    "ends. 409 when another account has taken the address meanwhile (the link stays usable). "
+    "Rate limited per IP like the other mailed links."
+)
+
+
+@router.get(
+    "/confirm-email-change",
+    summary="Confirm a new email address (the link in the mail)",
+    description=CONFIRMS_ADDRESS,
+    responses=problem_responses(400, 409, 429, 503),
+)
+async def confirm_email_change_link(
+    token: Annotated[OpaqueToken, Query(description="The token from the mailed link")],
+    credentials: CredentialServiceDep,
+    auth: AuthServiceDep,
+    client: ClientDep,
+) -> UserOut:
+    await auth.limit_link_guesses(client)
+    try:
+        user = await credentials.confirm_email_change(token, client)
+    except InvalidInput as exc:  # the token came in the query string, not in a body
+        raise InvalidInput(exc.detail, field="token", location="query") from None
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/confirm-email-change",
+    summary="Confirm a new email address with the mailed token",
+    description=CONFIRMS_ADDRESS,
+    responses=problem_responses(400, 409, 429, 503),
+)
+async def confirm_email_change(
+    body: TokenIn, credentials: CredentialServiceDep, auth: AuthServiceDep, client: ClientDep
+) -> UserOut:
+    await auth.limit_link_guesses(client)
+    return UserOut.model_validate(await credentials.confirm_email_change(body.token, client))
+
+
+@router.post(
+    "/restore-account",
+    summary="Cancel the deletion of your account with the mailed token",
+    description="The token from the deletion notice: single-use, valid until the erasure may "
+    "begin (`erase_after`); after that, 400. The account comes back as it was; sessions and "
+    "tokens ended by the deletion stay ended: log in again. Rate limited per IP like the "
+    "other mailed links.",
+    responses=problem_responses(400, 429, 503),
+)
+async def restore_account(
+    body: TokenIn, deletion: DeletionServiceDep, auth: AuthServiceDep, client: ClientDep
+) -> MessageOut:
+    await auth.limit_link_guesses(client)
+    await deletion.restore(body.token, client)
+    return MessageOut(detail="Your account is restored; log in again")

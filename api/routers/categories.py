@@ -10,7 +10,7 @@ from fastapi import status as http
 from starlette.responses import Response
 
 from api.boundary import UnitOfWorkRoute
-from api.deps import CurrentPrincipal, ResourcesDep, UnitOfWorkDep
+from api.deps import CategoriesReader, CategoriesWriter, ResourcesDep, UnitOfWorkDep
 from api.http_cache import documented_problems, json_response
 from api.schemas.categories import CategoryCreate, CategoryList, CategoryOut, CategoryUpdate
 from common.categories.schemas import render_category
@@ -40,7 +40,7 @@ CategoryId = Annotated[uuid.UUID, Path(description="The category's id (a malform
     responses=documented_problems(400, 401, 409),
 )
 async def create_category(
-    body: CategoryCreate, principal: CurrentPrincipal, categories: CategoryServiceDep
+    body: CategoryCreate, principal: CategoriesWriter, categories: CategoryServiceDep
 ) -> Response:
     created = await categories.create(principal.user_id, body.name, body.color)
     return json_response(
@@ -58,7 +58,7 @@ async def create_category(
     "Served from a per-user cache that every write invalidates.",
     responses=documented_problems(401),
 )
-async def list_categories(principal: CurrentPrincipal, categories: CategoryServiceDep) -> Response:
+async def list_categories(principal: CategoriesReader, categories: CategoryServiceDep) -> Response:
     return json_response(await categories.list_json(principal.user_id))
 
 
@@ -70,7 +70,7 @@ async def list_categories(principal: CurrentPrincipal, categories: CategoryServi
     responses=documented_problems(400, 401, 404),
 )
 async def get_category(
-    category_id: CategoryId, principal: CurrentPrincipal, categories: CategoryServiceDep
+    category_id: CategoryId, principal: CategoriesReader, categories: CategoryServiceDep
 ) -> Response:
     return json_response(render_category(await categories.get(principal.user_id, category_id)))
 
@@ -85,7 +85,7 @@ async def get_category(
 async def update_category(
     category_id: CategoryId,
     body: CategoryUpdate,
-    principal: CurrentPrincipal,
+    principal: CategoriesWriter,
     categories: CategoryServiceDep,
 ) -> Response:
     updated = await categories.update(principal.user_id, category_id, body.changes())
@@ -100,7 +100,7 @@ async def update_category(
     responses=documented_problems(400, 401, 404),
 )
 async def delete_category(
-    category_id: CategoryId, principal: CurrentPrincipal, categories: CategoryServiceDep
+    category_id: CategoryId, principal: CategoriesWriter, categories: CategoryServiceDep
 ) -> Response:
     await categories.delete(principal.user_id, category_id)
     return Response(status_code=http.HTTP_204_NO_CONTENT)

@@ -10,7 +10,7 @@ from fastapi import status as http
 from starlette.responses import Response
 
 from api.boundary import UnitOfWorkRoute
-from api.deps import CurrentPrincipal, ResourcesDep, UnitOfWorkDep
+from api.deps import ResourcesDep, TasksReader, TasksWriter, UnitOfWorkDep
 from api.http_cache import (
     ETAG_HEADER,
     NOT_MODIFIED,
@@ -104,7 +104,7 @@ def _if_match(header: str | None) -> Precondition | None:
 )
 async def create_task(
     body: TaskCreate,
-    principal: CurrentPrincipal,
+    principal: TasksWriter,
     tasks: TaskServiceDep,
     resources: ResourcesDep,
     uow: UnitOfWorkDep,
@@ -135,7 +135,7 @@ async def create_task(
     responses={200: {"headers": ETAG_HEADER}, **NOT_MODIFIED, **documented_problems(400, 401)},
 )
 async def list_tasks(
-    principal: CurrentPrincipal,
+    principal: TasksReader,
     reader: TaskReaderDep,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 20,
@@ -215,7 +215,7 @@ async def list_tasks(
 )
 async def get_task(
     task_id: TaskId,
-    principal: CurrentPrincipal,
+    principal: TasksReader,
     reader: TaskReaderDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
@@ -244,7 +244,7 @@ async def get_task(
 async def update_task(
     task_id: TaskId,
     body: TaskUpdate,
-    principal: CurrentPrincipal,
+    principal: TasksWriter,
     tasks: TaskServiceDep,
     resources: ResourcesDep,
     uow: UnitOfWorkDep,
@@ -293,7 +293,7 @@ async def update_task(
 )
 async def skip_occurrence(
     task_id: TaskId,
-    principal: CurrentPrincipal,
+    principal: TasksWriter,
     tasks: TaskServiceDep,
     resources: ResourcesDep,
     uow: UnitOfWorkDep,
@@ -319,7 +319,7 @@ async def skip_occurrence(
     responses=documented_problems(400, 401, 404, 412),
 )
 async def delete_task(
-    task_id: TaskId, principal: CurrentPrincipal, tasks: TaskServiceDep, if_match: IfMatch = None
+    task_id: TaskId, principal: TasksWriter, tasks: TaskServiceDep, if_match: IfMatch = None
 ) -> Response:
     await tasks.delete(principal.user_id, task_id, precondition=_if_match(if_match))
     return Response(status_code=http.HTTP_204_NO_CONTENT)
@@ -335,7 +335,7 @@ async def delete_task(
     responses={200: {"headers": ETAG_HEADER}, **documented_problems(400, 401, 404)},
 )
 async def assign_category(
-    task_id: TaskId, category_id: CategoryId, principal: CurrentPrincipal, tasks: TaskServiceDep
+    task_id: TaskId, category_id: CategoryId, principal: TasksWriter, tasks: TaskServiceDep
 ) -> Response:
     task = await tasks.assign_category(principal.user_id, task_id, category_id)
     return json_response(render_task(task))
@@ -350,7 +350,7 @@ async def assign_category(
     responses=documented_problems(400, 401, 404),
 )
 async def remove_category(
-    task_id: TaskId, category_id: CategoryId, principal: CurrentPrincipal, tasks: TaskServiceDep
+    task_id: TaskId, category_id: CategoryId, principal: TasksWriter, tasks: TaskServiceDep
 ) -> Response:
     await tasks.remove_category(principal.user_id, task_id, category_id)
     return Response(status_code=http.HTTP_204_NO_CONTENT)

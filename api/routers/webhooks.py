@@ -15,7 +15,13 @@ from fastapi import status as http
 from starlette.responses import Response
 
 from api.boundary import UnitOfWorkRoute
-from api.deps import CurrentPrincipal, Principal, ResourcesDep, UnitOfWorkDep
+from api.deps import (
+    Principal,
+    ResourcesDep,
+    UnitOfWorkDep,
+    WebhooksReader,
+    WebhooksWriter,
+)
 from api.http_cache import documented_problems, json_response
 from api.schemas.webhooks import (
     DeliveryOut,
@@ -50,7 +56,7 @@ async def get_webhook_service(
     return WebhookService(uow, resources.settings, resolver)
 
 
-async def outbound_allowance(principal: CurrentPrincipal, resources: ResourcesDep) -> Principal:
+async def outbound_allowance(principal: WebhooksWriter, resources: ResourcesDep) -> Principal:
     """The caller, within their allowance of requests that reach out to their host."""
     settings = resources.settings
     limit = await resources.limiter.hit(
@@ -111,7 +117,7 @@ async def create_webhook(
     description="Oldest first. Secrets are never shown again.",
     responses=documented_problems(401),
 )
-async def list_webhooks(principal: CurrentPrincipal, webhooks: WebhookServiceDep) -> Response:
+async def list_webhooks(principal: WebhooksReader, webhooks: WebhookServiceDep) -> Response:
     found = [webhook_out(endpoint) for endpoint in await webhooks.list(principal.user_id)]
     return json_response(WebhookList(items=found, total=len(found)).model_dump_json().encode())
 
@@ -124,7 +130,7 @@ async def list_webhooks(principal: CurrentPrincipal, webhooks: WebhookServiceDep
     responses=documented_problems(400, 401, 404),
 )
 async def get_webhook(
-    webhook_id: WebhookId, principal: CurrentPrincipal, webhooks: WebhookServiceDep
+    webhook_id: WebhookId, principal: WebhooksReader, webhooks: WebhookServiceDep
 ) -> Response:
     endpoint = await webhooks.get(principal.user_id, webhook_id)
     return json_response(webhook_out(endpoint).model_dump_json().encode())
@@ -156,7 +162,7 @@ async def update_webhook(
     responses=documented_problems(400, 401, 404),
 )
 async def delete_webhook(
-    webhook_id: WebhookId, principal: CurrentPrincipal, webhooks: WebhookServiceDep
+    webhook_id: WebhookId, principal: WebhooksWriter, webhooks: WebhookServiceDep
 ) -> Response:
     await webhooks.delete(principal.user_id, webhook_id)
     return Response(status_code=http.HTTP_204_NO_CONTENT)
@@ -173,7 +179,7 @@ async def delete_webhook(
     responses=documented_problems(400, 401, 404),
 )
 async def rotate_secret(
-    webhook_id: WebhookId, principal: CurrentPrincipal, webhooks: WebhookServiceDep
+    webhook_id: WebhookId, principal: WebhooksWriter, webhooks: WebhookServiceDep
 ) -> Response:
     endpoint = await webhooks.rotate_secret(principal.user_id, webhook_id)
     return json_response(with_secret(endpoint).model_dump_json().encode())
@@ -205,7 +211,7 @@ async def test_webhook(
 )
 async def list_deliveries(
     webhook_id: WebhookId,
-    principal: CurrentPrincipal,
+    principal: WebhooksReader,
     webhooks: WebhookServiceDep,
     page: Annotated[int, Query(ge=1, le=10_000, description="1-based page number")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 20,

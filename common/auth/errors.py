@@ -16,18 +16,25 @@ class RefreshTokenReused(Unauthorized):
 
 
 class InvalidCredentials(AppError):
+    """A failed sign-in: its activity event is kept although the request is refused."""
+
     status = 401
     code = "invalid-credentials"
     title = "Invalid email or password"
+    keeps_changes = True
 
 
 class AccountLocked(AppError):
+    """`newly`: this attempt set the lock (its activity event is kept)."""
+
     status = 423
     code = "account-locked"
     title = "Account temporarily locked"
+    keeps_changes = True
 
-    def __init__(self, retry_after_seconds: int) -> None:
+    def __init__(self, retry_after_seconds: int, *, newly: bool = False) -> None:
         super().__init__(
             "Too many failed logins; try again later",
             headers={"Retry-After": str(retry_after_seconds)},
         )
+        self.newly = newly

@@ -1,5 +1,6 @@
-"""Single-use mailed links (email verification, password reset), in one place for both sides:
-the API issues them and checks the token of a followed link, the worker finds what to mail.
+"""Single-use mailed links (email verification, password reset, address change, account
+restore), in one place for both sides: the API issues them and checks the token of a followed
+link, the worker finds what to mail.
 
 The token text is an HMAC of the row id (`action_token_for`), so a job carries only the id and
 the worker rebuilds the text; both sides then look the row up by the text's hash and apply the
@@ -28,7 +29,10 @@ log = get_logger(__name__)
 _MAIL_JOBS = {
     ActionTokenPurpose.VERIFY_EMAIL: JobName.SEND_VERIFICATION_EMAIL,
     ActionTokenPurpose.RESET_PASSWORD: JobName.SEND_PASSWORD_RESET_EMAIL,
+    ActionTokenPurpose.CHANGE_EMAIL: JobName.SEND_EMAIL_CHANGE_LINK,
 }
+"""The purposes whose link is a mail of its own (a restore link travels in the deletion
+notice, `common.accounts.notices`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,28 +52,60 @@ class ActionLinks:
         self._settings = settings
         self._tokens = AuthRepository(uow.session)
 
-    async def issue(self, user: User, purpose: ActionTokenPurpose) -> None:
-        """A new token and the job that mails its link, if the address has mail allowance
-        left today; else the last link mailed stays valid. Older unused tokens of the purpose
-        are retired: only the newest mail's link works."""
+    async def issue(
+        self,
+        user: User,
+        purpose: ActionTokenPurpose,
+        *,
+        new_email: str | None = None,
+        session_id: uuid.UUID | None = None,
+    ) -> bool:
+        """A new token and the job that mails its link (to `new_email` for an address
+        change, else to the account's address), if that address has link allowance left
+        today; else False, and the last link mailed stays valid. Older unused tokens of the
+        purpose are retired: only the newest mail's link works."""
         now = datetime.now(UTC)
+        address = new_email or user.email
         if not await reserve_mails(
-            self._uow.session, self._settings, [user.email], now=now, kind=MailKind.LINK
+            self._uow.session, self._settings, [address], now=now, kind=MailKind.LINK
         ):
             log.warning("action_mail_skipped", user_id=str(user.id), purpose=purpose.value)
-            return
-        await self._tokens.retire_action_tokens(user.id, purpose, now)
+            return False
+        token_id = await self.create(
+            user.id,
+            purpose,
+            expires_at=now + timedelta(seconds=self._lifetime(purpose)),
+            new_email=new_email,
+            session_id=session_id,
+        )
+        self._uow.enqueue(_MAIL_JOBS[purpose], Queue.EMAIL, token_id=str(token_id))
+        return True
+
+    async def create(
+        self,
+        user_id: uuid.UUID,
+        purpose: ActionTokenPurpose,
+        *,
+        expires_at: datetime,
+        new_email: str | None = None,
+        session_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """A new token of `purpose` (the others of that purpose retired); mailing it is the
+        caller's business."""
+        await self._tokens.retire_action_tokens(user_id, purpose, datetime.now(UTC))
         token_id = uuid.uuid4()
         self._tokens.add(
             ActionToken(
                 id=token_id,
-                user_id=user.id,
+                user_id=user_id,
                 purpose=purpose,
                 token_hash=hash_token(action_token_for(self._settings, token_id)),
-                expires_at=now + timedelta(seconds=self._lifetime(purpose)),
+                expires_at=expires_at,
+                new_email=new_email,
+                session_id=session_id,
             )
         )
-        self._uow.enqueue(_MAIL_JOBS[purpose], Queue.EMAIL, token_id=str(token_id))
+        return token_id
 
     async def find_usable(
         self, token: str, purpose: ActionTokenPurpose, *, lock: bool = False
@@ -96,12 +132,13 @@ class ActionLinks:
             return None
         user = await UserRepository(self._uow.session).get(action.user_id)
         assert user is not None  # tokens cascade with their user
-        return LinkMail(token_id, purpose, token, user.email, user.full_name)
+        address = action.new_email or user.email
+        return LinkMail(token_id, purpose, token, address, user.full_name)
 
     def _lifetime(self, purpose: ActionTokenPurpose) -> int:
-        if purpose is ActionTokenPurpose.VERIFY_EMAIL:
-            return self._settings.email_token_ttl
-        return self._settings.password_reset_token_ttl
+        if purpose is ActionTokenPurpose.RESET_PASSWORD:
+            return self._settings.password_reset_token_ttl
+        return self._settings.email_token_ttl
 
     async def _lookup(
         self, token: str, purpose: ActionTokenPurpose, *, lock: bool

@@ -30,7 +30,7 @@ from common.errors import ServiceUnavailable
 from common.logging import get_logger
 from common.metrics import REDIS_FAILURES
 from common.redis import REDIS_ERRORS
-from common.security.network import lockout_network
+from common.security.network import client_network
 
 log = get_logger(__name__)
 
@@ -39,7 +39,7 @@ UNAVAILABLE_RETRY_AFTER = "5"
 
 # KEYS[1] lock hash, KEYS[2] failures; ARGV[1] network, ARGV[2] nonce, ARGV[3] window (ms),
 # ARGV[4] lock (ms), ARGV[5] network limit, ARGV[6] account limit.
-# Returns {1, 0} (attempt counted) or {0, ms until the lock ends}.
+# Returns {1, 0, 0} (attempt counted) or {0, ms until the lock ends, 1 if this attempt set it}.
 _BEGIN = """
 local net, window, lock = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
@@ -48,7 +48,7 @@ local function locked_until(field)
   return tonumber(redis.call('HGET', KEYS[1], field)) or 0
 end
 local until_ms = math.max(locked_until('*'), locked_until(net))
-if until_ms > now then return {0, until_ms - now} end
+if until_ms > now then return {0, until_ms - now, 0} end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 local entries = redis.call('ZRANGE', KEYS[2], 0, -1)
 local prefix = net .. '|'
@@ -67,11 +67,11 @@ end
 if field then
   redis.call('HSET', KEYS[1], field, now + lock)
   if redis.call('PTTL', KEYS[1]) < lock then redis.call('PEXPIRE', KEYS[1], lock) end
-  return {0, lock}
+  return {0, lock, 1}
 end
 redis.call('ZADD', KEYS[2], now, prefix .. ARGV[2])
 redis.call('PEXPIRE', KEYS[2], window)
-return {1, 0}
+return {1, 0, 0}
 """
 
 # KEYS[1] failures; ARGV[1] network: a success forgives its network's failures (its own
@@ -118,10 +118,10 @@ class LoginLockout:
     async def begin_attempt(self, email: str, client: str) -> LoginAttempt:
         """Count this attempt, or raise AccountLocked (423) if the account may not be tried
         from this network now, or ServiceUnavailable (503) if the count cannot be kept."""
-        attempt = LoginAttempt(email, lockout_network(client), secrets.token_hex(8))
+        attempt = LoginAttempt(email, client_network(client), secrets.token_hex(8))
         settings = self._settings
         try:
-            counted, wait_ms = await self._begin(
+            counted, wait_ms, newly_locked = await self._begin(
                 keys=[_lock_key(email), _failures_key(email)],
                 args=[
                     attempt.network,
@@ -135,7 +135,7 @@ class LoginLockout:
         except REDIS_ERRORS as exc:
             self._unavailable(exc)
         if not counted:
-            raise AccountLocked(max(1, -(-int(wait_ms) // 1000)))
+            raise AccountLocked(max(1, -(-int(wait_ms) // 1000)), newly=bool(newly_locked))
         return attempt
 
     async def succeeded(self, attempt: LoginAttempt) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.models import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily
@@ -31,23 +31,69 @@ class AuthRepository:
         row = (await self._session.execute(stmt)).one_or_none()
         return None if row is None else (row[0], row[1])
 
-    async def revoke_family(self, family_id: uuid.UUID, reason: str, now: datetime) -> None:
-        await self._session.execute(
-            update(RefreshTokenFamily)
-            .where(RefreshTokenFamily.id == family_id, RefreshTokenFamily.revoked_at.is_(None))
-            .values(revoked_at=now, revoke_reason=reason)
+    async def revoke_family(
+        self,
+        family_id: uuid.UUID,
+        reason: str,
+        now: datetime,
+        *,
+        user_id: uuid.UUID | None = None,
+    ) -> bool:
+        """End one session (of `user_id`, when given); False if it had ended already."""
+        stmt = update(RefreshTokenFamily).where(
+            RefreshTokenFamily.id == family_id, RefreshTokenFamily.revoked_at.is_(None)
         )
+        if user_id is not None:
+            stmt = stmt.where(RefreshTokenFamily.user_id == user_id)
+        result = await self._session.execute(
+            stmt.values(revoked_at=now, revoke_reason=reason).returning(RefreshTokenFamily.id)
+        )
+        return result.first() is not None
 
     async def revoke_all_families(
-        self, user_id: uuid.UUID, reason: str, now: datetime
+        self,
+        user_id: uuid.UUID,
+        reason: str,
+        now: datetime,
+        *,
+        keep: uuid.UUID | None = None,
     ) -> list[uuid.UUID]:
+        """End every session of the user but `keep`; the ids of those that were live."""
+        stmt = update(RefreshTokenFamily).where(
+            RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None)
+        )
+        if keep is not None:
+            stmt = stmt.where(RefreshTokenFamily.id != keep)
         result = await self._session.execute(
-            update(RefreshTokenFamily)
-            .where(RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None))
-            .values(revoked_at=now, revoke_reason=reason)
-            .returning(RefreshTokenFamily.id)
+            stmt.values(revoked_at=now, revoke_reason=reason).returning(RefreshTokenFamily.id)
         )
         return list(result.scalars())
+
+    async def live_families(
+        self, user_id: uuid.UUID, *, now: datetime, started_after: datetime, limit: int
+    ) -> list[RefreshTokenFamily]:
+        """Sessions that can still be refreshed: not ended, not past their maximum age, and
+        holding an unused refresh token that has not expired; most recently used first."""
+        refreshable = exists().where(
+            RefreshToken.family_id == RefreshTokenFamily.id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.expires_at > now,
+        )
+        stmt = (
+            select(RefreshTokenFamily)
+            .where(
+                RefreshTokenFamily.user_id == user_id,
+                RefreshTokenFamily.revoked_at.is_(None),
+                RefreshTokenFamily.created_at > started_after,
+                refreshable,
+            )
+            .order_by(
+                RefreshTokenFamily.last_used_at.desc().nulls_last(),
+                RefreshTokenFamily.created_at.desc(),
+            )
+            .limit(limit)
+        )
+        return list((await self._session.execute(stmt)).scalars())
 
     async def get_action_token(
         self, token_hash: str, purpose: ActionTokenPurpose, *, for_update: bool = False
@@ -60,15 +106,29 @@ class AuthRepository:
         return (await self._session.execute(stmt)).scalar_one_or_none()
 
     async def retire_action_tokens(
-        self, user_id: uuid.UUID, purpose: ActionTokenPurpose, now: datetime
+        self, user_id: uuid.UUID, purpose: ActionTokenPurpose | None, now: datetime
     ) -> None:
-        """Mark every unused token of this purpose used: only the newest mail's link works."""
-        await self._session.execute(
-            update(ActionToken)
+        """Mark every unused token of this purpose (of every purpose: None) used: only the
+        newest mail's link works."""
+        stmt = update(ActionToken).where(
+            ActionToken.user_id == user_id, ActionToken.used_at.is_(None)
+        )
+        if purpose is not None:
+            stmt = stmt.where(ActionToken.purpose == purpose)
+        await self._session.execute(stmt.values(used_at=now))
+
+    async def newest_usable_action_token(
+        self, user_id: uuid.UUID, purpose: ActionTokenPurpose, now: datetime
+    ) -> ActionToken | None:
+        stmt = (
+            select(ActionToken)
             .where(
                 ActionToken.user_id == user_id,
                 ActionToken.purpose == purpose,
                 ActionToken.used_at.is_(None),
+                ActionToken.expires_at > now,
             )
-            .values(used_at=now)
+            .order_by(ActionToken.created_at.desc())
+            .limit(1)
         )
+        return (await self._session.execute(stmt)).scalar_one_or_none()

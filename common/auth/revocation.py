@@ -1,10 +1,11 @@
 """Stateless access tokens made revocable, and the per-user rate limit, in one Redis call.
 
-Logout, refresh-token reuse and password resets (which end every session of the account) must
-end access at once, not when the access token expires: the security Redis remembers an ended
-session for one access-token lifetime. Every authenticated request then asks, in one script
-call, both "was this session ended?" and "is this user within the per-user rate limit?", so the
-limit costs no extra round trip.
+Logout, refresh-token reuse, password changes and resets, ended sessions and revoked personal
+access tokens must end access at once, not when a token expires or a process forgets it: the
+security Redis remembers each ended credential (a session's family id, a personal token's id)
+for one access-token lifetime. Every authenticated request then asks, in one script call,
+both "was this credential ended?" and "is this user within the per-user rate limit?", so the
+limit costs no extra round trip, and a personal token counts against the same limit.
 
 The limit is GCRA (the generic cell rate algorithm): one key per user holding the instant at
 which the user's allowance is whole again, so a user costs one small string in Redis however
@@ -12,8 +13,11 @@ high the limit (a sliding-window log would keep one entry per request). It allow
 `limit` requests, then one every `window / limit`.
 
 When the security Redis is down the check degrades by `TASKPIPE_RATE_LIMIT_FAIL_OPEN` (default:
-let the request through; the token's signature and expiry still hold); failures are logged and
-counted in `taskpipe_redis_failures_total{operation="admission"}`.
+let the request through; the caller then asks PostgreSQL whether the credential was ended,
+`api.deps`); failures are logged and counted in
+`taskpipe_redis_failures_total{operation="admission"}`. A mark that could not be written is
+written again by a job (`common.auth.sessions.CredentialRevoker`), so a credential ended during
+an outage does not come back when Redis does.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from common.auth.tokens import TokenClaims
+from common.config import Settings
 from common.logging import get_logger
 from common.metrics import RATE_LIMIT_REJECTIONS, REDIS_FAILURES
 from common.ratelimit import RateLimitResult
@@ -59,8 +63,9 @@ def _tag(user_id: uuid.UUID) -> str:
     return "{" + str(user_id) + "}"  # a Redis Cluster hash tag: one user's keys share a slot
 
 
-def session_revoked_key(user_id: uuid.UUID, family_id: uuid.UUID) -> str:
-    return f"revoked:{_tag(user_id)}:{family_id}"
+def revoked_key(user_id: uuid.UUID, credential_id: uuid.UUID) -> str:
+    """The mark of an ended session (its family id) or a revoked personal token (its id)."""
+    return f"revoked:{_tag(user_id)}:{credential_id}"
 
 
 def user_limit_key(user_id: uuid.UUID) -> str:
@@ -92,30 +97,45 @@ class TokenRevocations:
         self._fail_open = fail_open
         self._admit = redis.register_script(_ADMIT)
 
-    async def revoke_families(self, user_id: uuid.UUID, family_ids: Iterable[uuid.UUID]) -> None:
-        keys = [session_revoked_key(user_id, family_id) for family_id in family_ids]
-        if not keys:
-            return
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> TokenRevocations:
+        """A mark outlives every access token and every process's memory of a personal
+        token."""
+        return cls(
+            redis,
+            max(settings.access_token_ttl, 2 * settings.pat_cache_seconds),
+            user_limit=settings.user_rate_limit,
+            user_window_seconds=settings.user_rate_limit_window_seconds,
+            fail_open=settings.rate_limit_fail_open,
+        )
+
+    async def revoke(self, user_id: uuid.UUID, credential_ids: Iterable[uuid.UUID]) -> bool:
+        """Mark the credentials ended; False (logged, counted) when Redis is unreachable."""
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.set(key, b"1", ex=self._ttl)
-                await pipe.execute()
+            await self.revoke_or_raise(user_id, credential_ids)
         except REDIS_ERRORS as exc:
             REDIS_FAILURES.labels(operation="revocation").inc()
             log.error("token_revocation_unavailable", error=str(exc))
+            return False
+        return True
 
-    async def admit(self, claims: TokenClaims) -> Admission:
-        """Every access token names its session (`fam`): one script call checks that session
-        and counts the request against its user's limit."""
-        if claims.family_id is None:  # not one of ours: every token we issue has a session
-            return Admission(revoked=True, limit=RateLimitResult(False, self._limit, 0, 1))
+    async def revoke_or_raise(
+        self, user_id: uuid.UUID, credential_ids: Iterable[uuid.UUID]
+    ) -> None:
+        keys = [revoked_key(user_id, credential_id) for credential_id in credential_ids]
+        if not keys:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(key, b"1", ex=self._ttl)
+            await pipe.execute()
+
+    async def admit(self, user_id: uuid.UUID, credential_id: uuid.UUID) -> Admission:
+        """One script call checks the credential (a session, a personal token) and counts the
+        request against its user's limit."""
         try:
             outcome, remaining, wait_ms = await self._admit(
-                keys=[
-                    session_revoked_key(claims.user_id, claims.family_id),
-                    user_limit_key(claims.user_id),
-                ],
+                keys=[revoked_key(user_id, credential_id), user_limit_key(user_id)],
                 args=[self._limit, self._window_ms],
             )
         except REDIS_ERRORS as exc:

@@ -11,19 +11,29 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from common.auth.activity import ActivityLog
+from common.auth.attempts import begin_attempt
 from common.auth.errors import InvalidCredentials, RefreshTokenReused
 from common.auth.links import ActionLinks
 from common.auth.lockout import LoginLockout
 from common.auth.repository import AuthRepository
 from common.auth.revocation import TokenRevocations
+from common.auth.sessions import CredentialRevoker
 from common.auth.tokens import TokenClaims, TokenType, decode_token, hash_token, issue_token
 from common.config import Settings
 from common.db.uow import UnitOfWork
-from common.errors import RateLimited, ServiceUnavailable, Unauthorized
+from common.errors import Unauthorized
 from common.jobs import JobName, Queue
 from common.logging import get_logger
-from common.models import ActionTokenPurpose, RefreshToken, RefreshTokenFamily, User
+from common.models import (
+    ActionTokenPurpose,
+    ActivityKind,
+    RefreshToken,
+    RefreshTokenFamily,
+    User,
+)
 from common.ratelimit import RateLimiter
+from common.security.network import Client
 from common.security.passwords import PasswordHasher
 from common.users.repository import UserRepository
 from common.users.service import UserService
@@ -64,13 +74,15 @@ class AuthService:
         self._users = UserRepository(uow.session)
         self._tokens = AuthRepository(uow.session)
         self._links = ActionLinks(uow, settings)
+        self._activity = ActivityLog(uow.session)
+        self._revoker = CredentialRevoker(uow, revocations)
 
     async def register(
-        self, *, email: str, password: str, full_name: str, client_ip: str
+        self, *, email: str, password: str, full_name: str, client: Client
     ) -> Registration:
         await self._enforce_limit(
             "register",
-            client_ip,
+            client.ip,
             self._settings.register_rate_limit,
             self._settings.register_rate_window_seconds,
         )
@@ -79,24 +91,27 @@ class AuthService:
             email=email, full_name=full_name, password_hash=password_hash
         )
         await self._links.issue(user, ActionTokenPurpose.VERIFY_EMAIL)
-        tokens = await self._start_session(user.id)
+        tokens = await self._start_session(user.id, client)
         await self._uow.session.refresh(user)
         log.info("user_registered", user_id=str(user.id))
         return Registration(user=user, tokens=tokens)
 
-    async def login(self, *, email: str, password: str, client_ip: str) -> tuple[User, TokenPair]:
+    async def login(self, *, email: str, password: str, client: Client) -> tuple[User, TokenPair]:
+        """An account awaiting deletion answers exactly like an unknown address."""
         email = email.lower()
         # Both limits guard password guessing, so they fail closed (503) without their store.
         await self._enforce_limit(
             "login",
-            client_ip,
+            client.ip,
             self._settings.login_rate_limit,
             self._settings.login_rate_window_seconds,
             fail_open=False,
         )
-        attempt = await self._lockout.begin_attempt(email, client_ip)
+        attempt = await begin_attempt(self._lockout, self._uow.session, email, client)
         try:
             user = await self._users.get_by_email(email)
+            if user is not None and user.deletion_pending:
+                user = None
             # Release the connection before the slow hash: a login burst must not drain the pool.
             await self._uow.release_connection()
             verified = await self._hasher.verify(password, user.password_hash if user else None)
@@ -105,17 +120,20 @@ class AuthService:
             raise
         if not verified:
             log.info("login_failed", reason="bad_credentials")
+            if user is not None:
+                self._activity.record(user.id, ActivityKind.LOGIN_FAILED, client)
             raise InvalidCredentials("Invalid email or password")
         assert user is not None
         await self._lockout.succeeded(attempt)
         user.last_seen_at = datetime.now(UTC)
-        tokens = await self._start_session(user.id)
+        self._activity.record(user.id, ActivityKind.LOGIN, client)
+        tokens = await self._start_session(user.id, client)
         # The client's next move is almost always the task list: have it ready.
         self._uow.enqueue(JobName.WARM_USER_CACHE, Queue.CACHE, user_id=str(user.id))
         log.info("login_succeeded", user_id=str(user.id))
         return user, tokens
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(self, refresh_token: str, client: Client) -> TokenPair:
         """Rotate: the presented token is retired; presenting a retired one revokes the family.
         Limited per session (each refresh writes a row), and a session ends
         `session_max_days` after its login however often it is refreshed."""
@@ -136,7 +154,7 @@ class AuthService:
         if family.revoked_at is not None:
             raise Unauthorized("This session has ended; log in again")
         if token.used_at is not None:
-            await self._end_session(family.user_id, family.id, "reuse")
+            await self._end_session(family.user_id, family.id, "reuse", client)
             log.warning(
                 "refresh_token_reuse", user_id=str(family.user_id), family_id=str(family.id)
             )
@@ -147,30 +165,40 @@ class AuthService:
         if session_ends <= now:
             raise Unauthorized("This session has reached its maximum age; log in again")
         token.used_at = now
+        family.last_used_at = now
         return self._issue_pair(family.user_id, family.id, not_after=session_ends)
 
-    async def logout(self, refresh_token: str) -> None:
+    async def logout(self, refresh_token: str, client: Client) -> None:
         """End the session the refresh token belongs to; repeating it is harmless."""
         claims = decode_token(self._settings, refresh_token, "refresh")
         found = await self._tokens.get_refresh_token_for_update(claims.token_id)
         if found is None or found[0].token_hash != hash_token(refresh_token):
             raise Unauthorized("Invalid refresh token")
-        await self._end_session(found[1].user_id, found[1].id, "logout")
+        await self._end_session(found[1].user_id, found[1].id, "logout", client)
 
-    async def logout_access(self, claims: TokenClaims) -> None:
+    async def logout_session(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, client: Client
+    ) -> None:
         """End the session a verified access token belongs to (a client that kept no refresh
         token can still sign out); repeating it is harmless."""
-        if claims.family_id is None:
-            raise Unauthorized("Invalid token")
-        await self._end_session(claims.user_id, claims.family_id, "logout")
+        await self._end_session(user_id, session_id, "logout", client)
 
-    async def _end_session(self, user_id: uuid.UUID, family_id: uuid.UUID, reason: str) -> None:
+    async def _end_session(
+        self, user_id: uuid.UUID, family_id: uuid.UUID, reason: str, client: Client
+    ) -> None:
         """Once the revocation committed, the session's access tokens stop working at once."""
-        await self._tokens.revoke_family(family_id, reason, datetime.now(UTC))
-        self._uow.after_commit(lambda: self._revocations.revoke_families(user_id, [family_id]))
+        if await self._tokens.revoke_family(family_id, reason, datetime.now(UTC)):
+            self._activity.record(
+                user_id,
+                ActivityKind.SESSION_ENDED,
+                client,
+                session_id=str(family_id),
+                reason=reason,
+            )
+        self._revoker.stop(user_id, [family_id])
 
-    async def verify_email(self, token: str, *, client_ip: str) -> User:
-        await self._limit_token_guesses(client_ip)
+    async def verify_email(self, token: str, *, client: Client) -> User:
+        await self._limit_token_guesses(client.ip)
         action = await self._links.spend(token, ActionTokenPurpose.VERIFY_EMAIL)
         user = await self._users.get(action.user_id, for_update=True)
         assert user is not None  # tokens cascade with their user
@@ -179,11 +207,11 @@ class AuthService:
         log.info("email_verified", user_id=str(user.id))
         return user
 
-    async def limit_mail_requests(self, client_ip: str) -> None:
+    async def limit_mail_requests(self, client: Client) -> None:
         """The per-IP limit of resend-verification and forgot-password (a visible 429)."""
         await self._enforce_limit(
             "email_ip",
-            client_ip,
+            client.ip,
             self._settings.email_rate_limit * 10,
             self._settings.email_rate_window_seconds,
         )
@@ -199,7 +227,7 @@ class AuthService:
         if not await self._within_email_limit("verify", email):
             return
         user = await self._users.get_by_email(email)
-        if user is None or user.email_verified_at is not None:
+        if user is None or user.email_verified_at is not None or user.deletion_pending:
             return
         await self._links.issue(user, ActionTokenPurpose.VERIFY_EMAIL)
 
@@ -209,12 +237,12 @@ class AuthService:
         if not await self._within_email_limit("reset", email):
             return
         user = await self._users.get_by_email(email)
-        if user is None:
+        if user is None or user.deletion_pending:
             return
         await self._links.issue(user, ActionTokenPurpose.RESET_PASSWORD)
 
-    async def reset_password(self, *, token: str, new_password: str, client_ip: str) -> None:
-        await self._limit_token_guesses(client_ip)
+    async def reset_password(self, *, token: str, new_password: str, client: Client) -> None:
+        await self._limit_token_guesses(client.ip)
         # Only a live token earns the (deliberately slow) hash, computed with no connection held.
         await self._links.find_usable(token, ActionTokenPurpose.RESET_PASSWORD)
         await self._uow.release_connection()
@@ -228,13 +256,24 @@ class AuthService:
         # The mail proved control of the address, so it also counts as verification.
         user.email_verified_at = user.email_verified_at or now
         await self._tokens.retire_action_tokens(user.id, ActionTokenPurpose.RESET_PASSWORD, now)
+        # An address change asked for with the old password is cancelled with it.
+        await self._tokens.retire_action_tokens(user.id, ActionTokenPurpose.CHANGE_EMAIL, now)
         families = await self._tokens.revoke_all_families(user.id, "password_reset", now)
-        self._uow.after_commit(lambda: self._revocations.revoke_families(user.id, families))
+        self._revoker.stop(user.id, families)
+        self._activity.record(
+            user.id, ActivityKind.PASSWORD_RESET, client, sessions_ended=len(families)
+        )
         self._uow.after_commit(lambda: self._lockout.clear(user.email))
         log.info("password_reset", user_id=str(user.id), sessions_revoked=len(families))
 
-    async def _start_session(self, user_id: uuid.UUID) -> TokenPair:
-        family = RefreshTokenFamily(id=uuid.uuid4(), user_id=user_id)
+    async def _start_session(self, user_id: uuid.UUID, client: Client) -> TokenPair:
+        family = RefreshTokenFamily(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            last_used_at=datetime.now(UTC),
+            ip_network=client.network,
+            user_agent=client.user_agent,
+        )
         self._tokens.add(family)
         await self._uow.session.flush()
         session_ends = datetime.now(UTC) + timedelta(days=self._settings.session_max_days)
@@ -270,16 +309,13 @@ class AuthService:
     async def _enforce_limit(
         self, name: str, key: str, limit: int, window: int, *, fail_open: bool | None = None
     ) -> None:
-        result = await self._limiter.hit(
+        await self._limiter.enforce(
             name, key, limit=limit, window_seconds=window, fail_open=fail_open
         )
-        if result.allowed:
-            return
-        if result.degraded:
-            raise ServiceUnavailable(
-                "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
-            )
-        raise RateLimited("Too many requests; slow down", headers=result.headers)
+
+    async def limit_link_guesses(self, client: Client) -> None:
+        """Every route that takes a mailed token shares one per-IP limit (the login's)."""
+        await self._limit_token_guesses(client.ip)
 
     async def _limit_token_guesses(self, client_ip: str) -> None:
         await self._enforce_limit(

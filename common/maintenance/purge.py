@@ -20,6 +20,7 @@ async def purge_expired_rows(
     retention: timedelta,
     batch_size: int,
     idempotency_retention: timedelta = timedelta(days=1),
+    activity_retention: timedelta = timedelta(days=90),
     max_batches: int = 100,
 ) -> dict[str, int]:
     """Delete what nobody can see or use any more, `batch_size` rows per transaction (a
@@ -27,7 +28,10 @@ async def purge_expired_rows(
     number of rows deleted by table."""
     deleted: dict[str, int] = {}
     for expired in expired_rows(
-        now, retention=retention, idempotency_retention=idempotency_retention
+        now,
+        retention=retention,
+        idempotency_retention=idempotency_retention,
+        activity_retention=activity_retention,
     ):
         total = 0
         for _ in range(max_batches):

@@ -6,13 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy import ColumnElement, and_, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from common.models import (
+    AccountEvent,
+    AccountExport,
     ActionToken,
+    ExportStatus,
     IdempotencyKey,
+    MailQuota,
+    PersonalAccessToken,
     RefreshToken,
     RefreshTokenFamily,
     SentEmail,
@@ -35,9 +40,15 @@ class Expired:
 
 
 def expired_rows(
-    now: datetime, *, retention: timedelta, idempotency_retention: timedelta
+    now: datetime,
+    *,
+    retention: timedelta,
+    idempotency_retention: timedelta,
+    activity_retention: timedelta,
 ) -> list[Expired]:
-    """What the purge deletes, in this order; category links go with their tasks."""
+    """What the purge deletes, in this order; category links go with their tasks. A mail
+    quota whose day and hour are over counts nothing any more (a fresh row would start at
+    the same zero), so it goes too: an erased account's address does not linger there."""
     # A session whose refresh tokens have all expired (and been purged) is over.
     finished_family = ~select(RefreshToken.id).where(
         RefreshToken.family_id == RefreshTokenFamily.id
@@ -51,6 +62,23 @@ def expired_rows(
         Expired(
             (IdempotencyKey.user_id, IdempotencyKey.key_digest),
             IdempotencyKey.created_at < now - idempotency_retention,
+        ),
+        Expired((PersonalAccessToken.id,), PersonalAccessToken.expires_at < now),
+        # A download link lives a day; a failed export's row a day, to show why it failed.
+        Expired(
+            (AccountExport.id,),
+            or_(
+                AccountExport.expires_at < now,
+                and_(
+                    AccountExport.status == ExportStatus.FAILED,
+                    AccountExport.created_at < now - timedelta(days=1),
+                ),
+            ),
+        ),
+        Expired((AccountEvent.id,), AccountEvent.created_at < now - activity_retention),
+        Expired(
+            (MailQuota.address,),
+            (MailQuota.day < now.date()) & (MailQuota.hour < now - timedelta(hours=1)),
         ),
     ]
 

@@ -1,5 +1,12 @@
 """Every ORM model, imported here so Alembic's autogenerate sees the whole schema."""
 
+from common.models.accounts import (
+    AccountEvent,
+    AccountExport,
+    ActivityKind,
+    ExportStatus,
+    PersonalAccessToken,
+)
 from common.models.auth import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily
 from common.models.category import Category, task_categories
 from common.models.jobs import IdempotencyKey, OutboxJob, SentEmail
@@ -15,13 +22,18 @@ from common.models.webhook import (
 
 __all__ = [
     "OPEN_STATUSES",
+    "AccountEvent",
+    "AccountExport",
     "ActionToken",
     "ActionTokenPurpose",
+    "ActivityKind",
     "Category",
     "DeliveryStatus",
+    "ExportStatus",
     "IdempotencyKey",
     "MailQuota",
     "OutboxJob",
+    "PersonalAccessToken",
     "RefreshToken",
     "RefreshTokenFamily",
     "SentEmail",

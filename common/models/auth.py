@@ -23,6 +23,11 @@ class RefreshTokenFamily(UUIDPrimaryKey, CreatedAt, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     revoked_at: Mapped[datetime | None]
     revoke_reason: Mapped[str | None] = mapped_column(String(32))
+    last_used_at: Mapped[datetime | None]
+    """The login, then each refresh (access tokens are checked without the database)."""
+    ip_network: Mapped[str | None] = mapped_column(String(50))
+    """The client's network at login (IPv4 /24, IPv6 /64): never the full address."""
+    user_agent: Mapped[str | None] = mapped_column(String(256))
 
 
 class RefreshToken(UUIDPrimaryKey, CreatedAt, Base):
@@ -42,10 +47,13 @@ class RefreshToken(UUIDPrimaryKey, CreatedAt, Base):
 class ActionTokenPurpose(enum.StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"
+    CHANGE_EMAIL = "change_email"
+    RESTORE_ACCOUNT = "restore_account"
 
 
 class ActionToken(UUIDPrimaryKey, CreatedAt, Base):
-    """A single-use emailed token (verification, password reset), stored as a SHA-256 hash.
+    """A single-use emailed token (verification, password reset, address change, account
+    restore), stored as a SHA-256 hash.
 
     The token text is an HMAC of the row id, so the worker can rebuild the link from the id alone
     and no secret ever travels through the broker or shows in Flower.
@@ -61,6 +69,10 @@ class ActionToken(UUIDPrimaryKey, CreatedAt, Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    new_email: Mapped[str | None] = mapped_column(String(320))
+    """An address change: the address the link goes to, and the account's once followed."""
+    session_id: Mapped[uuid.UUID | None]
+    """An address change: the session that asked for it, which stays when the others end."""
 
     def usable_at(self, now: datetime) -> bool:
         """Not used yet (nor retired by a newer token) and not expired."""

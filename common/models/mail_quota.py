@@ -12,9 +12,10 @@ class MailQuota(Base):
     """How many mails one address was sent today (UTC), how many of them were links
     (verification, reset), and how many digests this hour.
 
-    One row per address that ever got mail, never deleted (a deleted and re-registered account
-    does not get a fresh allowance). Counted when a mail is enqueued, in the same transaction as
-    its job, by one guarded upsert: see `common.security.mail_quota`.
+    One row per address mailed recently, whatever happens to its account (a deleted and
+    re-registered account does not get a fresh allowance); the purge deletes it once its day and
+    hour are over, when it counts nothing any more. Counted when a mail is enqueued, in the same
+    transaction as its job, by one guarded upsert: see `common.security.mail_quota`.
     """
 
     __tablename__ = "mail_quotas"

@@ -22,3 +22,9 @@ def multi_line(value: str) -> str:
     if _CONTROL_EXCEPT_NEWLINES.search(value):
         raise ValueError("Control characters other than tab and newlines are not allowed")
     return value
+
+
+def strip_control(value: str) -> str:
+    """`value` without its control characters (text we store but did not ask for, such as a
+    user agent)."""
+    return _CONTROL.sub("", value)

@@ -48,7 +48,9 @@ class MailKind(enum.Enum):
     DIGEST = "digest"
     """A reminder digest: also limited per hour."""
     NOTICE = "notice"
-    """A notice about the account (a webhook disabled): the daily allowance only."""
+    """A notice about the account (password changed, address change asked, deletion, export
+    ready, a webhook disabled): counted against the day's total only (only the account's owner
+    can cause one)."""
 
 
 async def reserve_mails(

@@ -41,9 +41,11 @@ class UserService:
             raise EmailAlreadyRegistered() from exc
         return user
 
-    async def get(self, user_id: uuid.UUID) -> User:
-        user = await self._users.get(user_id)
-        if user is None:  # a valid token for an account that no longer exists
+    async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User:
+        """The caller's account (401 once it is gone or awaiting its deletion: a token that
+        outlived its revocation mark must not reach it)."""
+        user = await self._users.get(user_id, for_update=for_update)
+        if user is None or user.deletion_pending:
             raise Unauthorized("Account no longer exists")
         return user
 

@@ -6,7 +6,7 @@ completed. `webhook_endpoints`, `webhook_deliveries` (one event owed to one endp
 body) and `webhook_attempts` (the deliveries log) belong to a user and go with the account.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-26 09:00:00.000000+00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

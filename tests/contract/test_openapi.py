@@ -23,6 +23,10 @@ PUBLIC_OPERATIONS = {
     "auth-resend-verification",
     "auth-forgot-password",
     "auth-reset-password",
+    "auth-confirm-email-change-link",
+    "auth-confirm-email-change",
+    "exports-download-export",
+    "auth-restore-account",
 }
 
 

@@ -20,8 +20,8 @@ from tests.support.tasks import CATEGORIES, TASKS, create_task, future
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/api/v1/users/me", "GET, PATCH"),
-        ("POST", "/api/v1/users/me", "GET, PATCH"),
+        ("PUT", "/api/v1/users/me", "DELETE, GET, PATCH"),
+        ("POST", "/api/v1/users/me", "DELETE, GET, PATCH"),
         ("PUT", f"{TASKS}/00000000-0000-0000-0000-000000000000", "DELETE, GET, PATCH"),
         ("PUT", CATEGORIES, "GET, POST"),
         ("DELETE", TASKS, "GET, POST"),

@@ -11,9 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.resources import Resources
 from common.maintenance.purge import purge_expired_rows
 from common.models import (
+    AccountEvent,
     ActionToken,
     ActionTokenPurpose,
+    ActivityKind,
     Category,
+    MailQuota,
+    PersonalAccessToken,
     RefreshToken,
     RefreshTokenFamily,
     SentEmail,
@@ -125,6 +129,71 @@ async def test_purge_removes_expired_tokens_and_old_mail_records(
         "sent_emails": 1,
         "refresh_token_families": 1,
         "idempotency_keys": 0,
+        "personal_access_tokens": 0,
+        "account_exports": 0,
+        "account_events": 0,
+        "mail_quotas": 0,
     }
     assert set((await session.execute(select(RefreshTokenFamily.id))).scalars()) == {live_family.id}
     assert set((await session.execute(select(SentEmail.idempotency_key))).scalars()) == {"new"}
+
+
+async def test_purge_removes_old_activity_expired_personal_tokens_and_spent_mail_quotas(
+    session: AsyncSession, test_resources: Resources
+) -> None:
+    user = await make_user(session)
+    session.add_all(
+        [
+            AccountEvent(
+                user_id=user.id, kind=ActivityKind.LOGIN, created_at=NOW - timedelta(days=91)
+            ),
+            AccountEvent(
+                user_id=user.id, kind=ActivityKind.LOGIN, created_at=NOW - timedelta(days=89)
+            ),
+            PersonalAccessToken(
+                user_id=user.id,
+                name="old",
+                token_hash="a" * 64,
+                scopes=["tasks:read"],
+                expires_at=NOW - timedelta(seconds=1),
+            ),
+            PersonalAccessToken(
+                user_id=user.id,
+                name="live",
+                token_hash="b" * 64,
+                scopes=["tasks:read"],
+                expires_at=NOW + timedelta(days=1),
+            ),
+            MailQuota(
+                address="yesterday@example.com",
+                day=(NOW - timedelta(days=1)).date(),
+                mails_today=3,
+                links_today=1,
+                hour=NOW - timedelta(hours=20),
+                digests_this_hour=0,
+            ),
+            MailQuota(
+                address="today@example.com",
+                day=NOW.date(),
+                mails_today=3,
+                links_today=1,
+                hour=NOW.replace(minute=0, second=0, microsecond=0),
+                digests_this_hour=1,
+            ),
+        ]
+    )
+    await session.commit()
+    report = await purge_expired_rows(
+        test_resources.unit_of_work,
+        now=NOW,
+        retention=RETENTION,
+        batch_size=10,
+        activity_retention=timedelta(days=90),
+    )
+    assert report["account_events"] == 1
+    assert report["personal_access_tokens"] == 1
+    assert report["mail_quotas"] == 1
+    names = set((await session.execute(select(PersonalAccessToken.name))).scalars())
+    assert names == {"live"}
+    addresses = set((await session.execute(select(MailQuota.address))).scalars())
+    assert addresses == {"today@example.com"}

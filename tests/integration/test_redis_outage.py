@@ -12,8 +12,12 @@ from fastapi import FastAPI
 from api.resources import Resources
 from common.auth.tokens import issue_token
 from common.config import Settings
-from tests.support.factories import PASSWORD, register, unique_email
-from tests.support.outage import without_redis
+from tests.support.accounts import TOKENS, bearer, create_token
+from tests.support.factories import PASSWORD, login, register, unique_email
+from tests.support.outage import without_redis, without_security_redis
+
+ME = "/api/v1/users/me"
+SESSIONS = "/api/v1/users/me/sessions"
 
 
 @pytest.fixture
@@ -70,3 +74,26 @@ async def test_fail_closed_refuses_authenticated_routes_too(
     )
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
+
+
+async def test_credentials_ended_while_the_security_store_is_down_still_stop(
+    app: FastAPI, client: httpx.AsyncClient, test_resources: Resources
+) -> None:
+    """The Redis marks cannot be written or read: PostgreSQL answers for every request until
+    the store is back (the job that writes the marks then is `tests/worker/`'s)."""
+    account = await register(client)
+    other = (await login(client, account.email, PASSWORD)).json()
+    token = await create_token(client, account, ["account:read"])
+    assert (await client.get(ME, headers=bearer(token["token"]))).status_code == 200  # remembered
+
+    app.state.resources = without_security_redis(test_resources)
+    try:
+        assert (await client.delete(SESSIONS, headers=account.headers)).status_code == 204
+        revoked = await client.delete(f"{TOKENS}/{token['id']}", headers=account.headers)
+        assert revoked.status_code == 204
+        assert (await client.get(ME, headers=bearer(other["access_token"]))).status_code == 401
+        assert (await client.get(ME, headers=bearer(token["token"]))).status_code == 401
+        assert (await client.get(ME, headers=account.headers)).status_code == 200
+    finally:
+        await app.state.resources.security_redis.aclose()
+        app.state.resources = test_resources

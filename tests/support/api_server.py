@@ -30,13 +30,17 @@ def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 
 
 @contextmanager
-def api_server(ready_path: str = "/ready") -> Iterator[str]:
-    """Start the server, wait until `ready_path` answers 200, yield its base URL, stop it."""
+def api_server(ready_path: str = "/ready", *, own_public_url: bool = False) -> Iterator[str]:
+    """Start the server, wait until `ready_path` answers 200, yield its base URL, stop it.
+    `own_public_url`: the links it builds point at itself (not the tests' `testserver`)."""
     port = free_port()
+    env = dict(os.environ)
+    if own_public_url:
+        env["TASKPIPE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "api.server", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
-        env=dict(os.environ),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

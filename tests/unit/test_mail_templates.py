@@ -13,6 +13,7 @@ HOSTILE_NAME = "Your bank: call +1 555 0100 now"
     ("template", "context"),
     [
         ("verify_email", {"link": "http://testserver/verify?token=t", "valid_hours": 24}),
+        ("confirm_email_change", {"link": "http://testserver/confirm?token=t", "valid_hours": 24}),
         (
             "reset_password",
             {"reset_endpoint": "http://testserver/reset", "token": "t", "valid_minutes": 60},

@@ -9,9 +9,18 @@ from fastapi.routing import APIRoute
 
 from api.boundary import UnitOfWorkRoute
 from api.deps import get_uow
-from api.routers import auth, categories, health, tasks, users
+from api.routers import auth, categories, exports, health, sessions, tasks, tokens, users
 
-ROUTERS = (auth.router, categories.router, health.router, tasks.router, users.router)
+ROUTERS = (
+    auth.router,
+    categories.router,
+    exports.router,
+    health.router,
+    sessions.router,
+    tasks.router,
+    tokens.router,
+    users.router,
+)
 
 
 def _calls(dependant: Any) -> Iterator[object]:
@@ -27,5 +36,5 @@ def test_routes_that_use_the_unit_of_work_are_unit_of_work_routes() -> None:
         for route in router.routes
         if isinstance(route, APIRoute) and get_uow in set(_calls(route.dependant))
     ]
-    assert len(using) >= 15  # auth, users, tasks, categories
+    assert len(using) >= 30  # auth, users, sessions, tokens, exports, tasks, categories
     assert [r.path for r in using if not isinstance(r, UnitOfWorkRoute)] == []

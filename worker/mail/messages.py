@@ -1,13 +1,17 @@
-"""What each mail says: a link mail and a reminder digest, from what the services assembled."""
+"""What each mail says: a link mail, a reminder digest and an account notice, from what the
+services assembled."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from common.accounts.exports import ExportMail
+from common.accounts.notices import NoticeMail
 from common.auth.links import LinkMail
 from common.config import Settings
-from common.models import ActionTokenPurpose
+from common.models import ActionTokenPurpose, ActivityKind
 from common.reminders.service import Digest
 from worker.mail.render import RenderedMail, render_mail
 
@@ -22,11 +26,24 @@ class Outgoing:
     """How the mail is counted in the job statistics."""
 
 
+_LINK_TEMPLATES = {
+    ActionTokenPurpose.VERIFY_EMAIL: ("verify_email", "verify-email"),
+    ActionTokenPurpose.CHANGE_EMAIL: ("confirm_email_change", "confirm-email-change"),
+}
+"""Links followed in a browser: the template and the route the link opens."""
+_NOTICE_TEMPLATES = {
+    ActivityKind.PASSWORD_CHANGED: "password_changed",
+    ActivityKind.EMAIL_CHANGE_REQUESTED: "email_change_requested",
+    ActivityKind.DELETION_REQUESTED: "deletion_requested",
+}
+
+
 def link_mail(settings: Settings, link: LinkMail) -> Outgoing:
-    if link.purpose is ActionTokenPurpose.VERIFY_EMAIL:
-        url = f"{settings.public_url}/api/v1/auth/verify-email?{urlencode({'token': link.token})}"
+    if link.purpose in _LINK_TEMPLATES:
+        template, route = _LINK_TEMPLATES[link.purpose]
+        url = f"{settings.public_url}/api/v1/auth/{route}?{urlencode({'token': link.token})}"
         mail = render_mail(
-            "verify_email",
+            template,
             full_name=link.full_name,
             link=url,
             valid_hours=settings.email_token_ttl // 3600,
@@ -51,3 +68,31 @@ def digest_mail(digest: Digest) -> Outgoing:
         tasks=[asdict(task) for task in digest.tasks],
     )
     return Outgoing(f"reminder:{digest.batch_id}", digest.address, mail, "due_reminder")
+
+
+def _moment(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def notice_mail(settings: Settings, notice: NoticeMail) -> Outgoing:
+    mail = render_mail(
+        _NOTICE_TEMPLATES[notice.kind],
+        public_url=settings.public_url,
+        occurred_at=_moment(notice.occurred_at),
+        ip_network=notice.ip_network,
+        user_agent=notice.user_agent,
+        new_email=notice.detail.get("new_email", ""),
+        restore_token=notice.restore_token,
+        erase_after=_moment(notice.erase_after),
+    )
+    return Outgoing(f"notice:{notice.event_id}", notice.address, mail, notice.kind.value)
+
+
+def export_mail(ready: ExportMail) -> Outgoing:
+    mail = render_mail(
+        "export_ready",
+        link=ready.url,
+        expires_at=_moment(ready.expires_at),
+        size_kib=max(1, ready.size // 1024),
+    )
+    return Outgoing(f"export:{ready.export_id}", ready.address, mail, "export_ready")

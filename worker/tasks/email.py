@@ -1,4 +1,4 @@
-"""Verification and password-reset mails."""
+"""Link mails: verification, password reset, address change."""
 
 from __future__ import annotations
 
@@ -28,3 +28,8 @@ async def send_verification_email(runtime: WorkerRuntime, token_id: str) -> bool
 @mail_task(JobName.SEND_PASSWORD_RESET_EMAIL)
 async def send_password_reset_email(runtime: WorkerRuntime, token_id: str) -> bool:
     return await send_link(runtime, token_id, ActionTokenPurpose.RESET_PASSWORD)
+
+
+@mail_task(JobName.SEND_EMAIL_CHANGE_LINK)
+async def send_email_change_link(runtime: WorkerRuntime, token_id: str) -> bool:
+    return await send_link(runtime, token_id, ActionTokenPurpose.CHANGE_EMAIL)

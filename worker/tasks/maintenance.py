@@ -29,6 +29,7 @@ async def purge(runtime: WorkerRuntime, now: datetime) -> dict[str, int]:
         retention=timedelta(days=settings.purge_retention_days),
         batch_size=settings.purge_batch_size,
         idempotency_retention=timedelta(seconds=settings.idempotency_ttl_seconds),
+        activity_retention=timedelta(days=settings.activity_retention_days),
     )
     log.info("purge_finished", **deleted)
     await jobstats.record(runtime.redis, "purged_rows", deleted)
