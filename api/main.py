@@ -16,7 +16,7 @@ from api.metrics import observe_pool
 from api.middleware import MetricsGate, RequestContextMiddleware
 from api.problems import Problem, problem_responses
 from api.resources import Resources
-from api.routers import auth, categories, health, tasks, users
+from api.routers import auth, categories, health, sync, tasks, users
 from common.config import Settings, get_settings
 from common.logging import configure_logging
 
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(tasks.router)
     app.include_router(categories.router)
+    app.include_router(sync.router)
     install_docs(app)
     _register_problem_schema(app)
     return app

@@ -68,6 +68,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Forbidden",
         404: "Not found (also for other users' resources)",
         409: "Conflict",
+        410: "Gone",
         412: "Precondition failed (stale If-Match)",
         413: "Request body too large",
         423: "Account temporarily locked (see Retry-After)",

@@ -13,6 +13,7 @@ from common.auth.revocation import TokenRevocations
 from common.auth.tokens import AccessTokenVerifier
 from common.cache import ResponseCache
 from common.config import Settings
+from common.cursors import Cursors
 from common.db.session import (
     ReadConnection,
     autocommit_reads,
@@ -47,6 +48,7 @@ class Resources:
     cache: ResponseCache
     subscribers: Subscribers
     idempotency: IdempotencyStore
+    cursors: Cursors
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
@@ -87,6 +89,7 @@ class Resources:
             cache=cache,
             subscribers=change_subscribers(cache),
             idempotency=IdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds),
+            cursors=Cursors(settings.jwt_secret.get_secret_value()),
         )
 
     def unit_of_work(self) -> UnitOfWork:

@@ -4,6 +4,7 @@ from common.models.auth import ActionToken, ActionTokenPurpose, RefreshToken, Re
 from common.models.category import Category, task_categories
 from common.models.jobs import IdempotencyKey, OutboxJob, SentEmail
 from common.models.mail_quota import MailQuota
+from common.models.sync import ChangeCounter, ChangeFeedEntry, ChangeOp, EntityKind
 from common.models.task import OPEN_STATUSES, Task, TaskPriority, TaskStatus
 from common.models.user import User
 
@@ -12,6 +13,10 @@ __all__ = [
     "ActionToken",
     "ActionTokenPurpose",
     "Category",
+    "ChangeCounter",
+    "ChangeFeedEntry",
+    "ChangeOp",
+    "EntityKind",
     "IdempotencyKey",
     "MailQuota",
     "OutboxJob",

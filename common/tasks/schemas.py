@@ -29,8 +29,18 @@ class TaskOut(BaseModel):
     status: TaskStatus = Field(examples=["in_progress"])
     priority: TaskPriority = Field(examples=["high"])
     due_date: datetime | None = Field(examples=["2026-12-01T17:00:00Z"])
+    parent_id: uuid.UUID | None = Field(
+        description="The parent of a subtask; null for a top-level task", examples=[None]
+    )
     categories: list[TaskCategoryOut] = Field(
         description="The task's categories, by name", examples=[[]]
+    )
+    subtask_count: int = Field(
+        description="Live direct subtasks (derived: computed when read)", examples=[3]
+    )
+    completed_subtask_count: int = Field(
+        description="Of those, how many are `completed` (derived: computed when read)",
+        examples=[1],
     )
     version: int = Field(
         description="Bumped by every change; send it back in PATCH (or use the ETag)",

@@ -125,6 +125,7 @@ async def test_purge_removes_expired_tokens_and_old_mail_records(
         "sent_emails": 1,
         "refresh_token_families": 1,
         "idempotency_keys": 0,
+        "change_feed": 0,
     }
     assert set((await session.execute(select(RefreshTokenFamily.id))).scalars()) == {live_family.id}
     assert set((await session.execute(select(SentEmail.idempotency_key))).scalars()) == {"new"}
