@@ -21,6 +21,7 @@ from api.http_cache import (
     match,
 )
 from api.schemas.tasks import QueryDateTime, TaskCreate, TaskOut, TaskPage, TaskUpdate
+from common.cursors import MAX_CURSOR_LENGTH
 from common.tasks.errors import PreconditionRequired
 from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
 from common.tasks.reader import TaskReader
@@ -40,7 +41,7 @@ TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 
 
 async def get_task_reader(resources: ResourcesDep) -> TaskReader:
-    return TaskReader(resources.reads, resources.cache)
+    return TaskReader(resources.reads, resources.cache, resources.cursors)
 
 
 TaskReaderDep = Annotated[TaskReader, Depends(get_task_reader)]
@@ -51,6 +52,13 @@ IfMatch = Annotated[
     Header(
         description='The ETag you read, e.g. `"3f2b…"`; a stale one gives 412. '
         "`*` updates whatever the current version is (last writer wins).",
+    ),
+]
+CursorParameter = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description="The `next_cursor` of the previous page (opaque)",
     ),
 ]
 IfNoneMatch = Annotated[
@@ -116,15 +124,24 @@ async def create_task(
     response_model=TaskPage,
     summary="List your tasks",
     description="Filters combine with AND; `status`, `priority` and `category_id` take several "
-    "values (repeated or comma-separated) and match any of them. A page past the end is an "
-    "empty `items` list. Pages are served from a per-user cache that every write invalidates; "
-    "send `If-None-Match` to get a 304 when nothing changed.",
+    "values (repeated or comma-separated) and match any of them. Two ways to page: `page` "
+    "(an offset; a page past the end is an empty `items` list), or `cursor`: every answer "
+    "carries `next_cursor`, the position of its last row, and `cursor=<it>` (same filters "
+    "and sort) gives the rows after it: no row is skipped or repeated while tasks are created "
+    "or deleted meanwhile (an edit can move a task in a sort by `updated_at`). Cursor pages "
+    "answer `total`, `page` and `pages` as null. `page` and `cursor` together, a cursor of "
+    "another list or another account, or an altered one are 400s. Pages are served from a "
+    "per-user cache that every write invalidates; send `If-None-Match` to get a 304 when "
+    "nothing changed. Needs the scope `tasks:read`.",
     responses={200: {"headers": ETAG_HEADER}, **NOT_MODIFIED, **documented_problems(400, 401)},
 )
 async def list_tasks(
     principal: CurrentPrincipal,
     reader: TaskReaderDep,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
+    page: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="1-based page number (default 1)")
+    ] = None,
+    cursor: CursorParameter = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 20,
     status: Annotated[
         list[str] | None,
@@ -164,6 +181,13 @@ async def list_tasks(
         bool | None,
         Query(description="true: due in the past and still pending or in progress; false: not"),
     ] = None,
+    parent_id: Annotated[
+        uuid.UUID | None, Query(description="Only the direct subtasks of this task")
+    ] = None,
+    top_level: Annotated[
+        bool | None,
+        Query(description="true: only tasks without a parent; false: only subtasks"),
+    ] = None,
     sort: Annotated[
         list[str] | None,
         Query(
@@ -188,6 +212,9 @@ async def list_tasks(
         q=q,
         overdue=overdue,
         sort=sort,
+        parent_id=parent_id,
+        top_level=top_level,
+        cursor=cursor,
     )
     body = await reader.list_json(principal.user_id, query)
     return conditional_json_response(body, if_none_match)

@@ -18,10 +18,12 @@ from sqlalchemy.sql import Executable
 
 from common.models import Task, TaskStatus, task_categories
 from common.tasks.queries import (
+    Position,
     TaskListQuery,
     count_statement,
     list_parameters,
     page_statement,
+    tail_statement,
 )
 from common.tasks.views import NEW_TASK_COLUMNS, VIEW_COLUMNS, TaskRow
 
@@ -167,14 +169,24 @@ class TaskRepository:
         return (await self._execute(stmt)).first() is not None
 
     async def list_page(
-        self, user_id: uuid.UUID, query: TaskListQuery
-    ) -> tuple[Sequence[TaskRow], int]:
+        self, user_id: uuid.UUID, query: TaskListQuery, position: Position | None = None
+    ) -> tuple[Sequence[TaskRow], int | None]:
         """One page, categories included (one statement), and the total (a second, skipped
         when the first page is not full). A separate count is several times faster than
         `count(*) OVER ()` at 50k rows: it can be an index-only scan, while the window function
-        must fetch every matching row."""
-        parameters = list_parameters(user_id, query)
-        rows = (await self._execute(page_statement(query), parameters)).all()
+        must fetch every matching row.
+
+        After a `position` (a keyset page): up to `limit + 1` rows (the extra one says that
+        more follow) and no total; a second statement only when the page crosses from dated
+        to undated tasks (`common.tasks.keyset`)."""
+        parameters = list_parameters(user_id, query, position)
+        rows = list((await self._execute(page_statement(query, position), parameters)).all())
+        if position is not None:
+            tail = tail_statement(query, position)
+            if tail is not None and len(rows) <= query.limit:
+                parameters["limit"] = query.limit + 1 - len(rows)
+                rows += (await self._execute(tail, parameters)).all()
+            return rows, None
         if query.offset == 0 and len(rows) < query.limit:
             return rows, len(rows)
         count = await self._execute(count_statement(query), parameters)

@@ -55,9 +55,18 @@ class TaskOut(BaseModel):
 
 class TaskPage(BaseModel):
     items: list[TaskOut]
-    total: int = Field(description="Tasks matching the filters, on every page", examples=[42])
-    page: int = Field(examples=[1])
+    total: int | None = Field(
+        description="Tasks matching the filters, on every page; null on a cursor page",
+        examples=[42],
+    )
+    page: int | None = Field(examples=[1], description="null on a cursor page")
     limit: int = Field(examples=[20])
-    pages: int = Field(
-        description="Number of pages at this limit (0 when none match)", examples=[3]
+    pages: int | None = Field(
+        description="Number of pages at this limit (0 when none match); null on a cursor page",
+        examples=[3],
+    )
+    next_cursor: str | None = Field(
+        description="Send it as `cursor` (with the same filters and sort) for the rows after "
+        "this page; null when none follow",
+        examples=["eyJrIjoidGFza3MiLCJ1Ijoi..."],
     )

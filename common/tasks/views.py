@@ -126,15 +126,23 @@ def render_task(row: TaskRow) -> bytes:
     return to_json(task_document(row))
 
 
-def render_page(rows: Sequence[TaskRow], *, total: int, page: int, limit: int) -> bytes:
-    return orjson.dumps(
+def render_page(
+    rows: Sequence[TaskRow],
+    *,
+    total: int | None,
+    page: int | None,
+    limit: int,
+    next_cursor: str | None,
+) -> bytes:
+    """A list page: at an offset (`page`, with `total` and `pages`) or after a cursor (those
+    three null: counting every match for each page would cost more than the page)."""
+    return to_json(
         {
             "items": [task_document(row) for row in rows],
             "total": total,
             "page": page,
             "limit": limit,
-            "pages": math.ceil(total / limit),
-        },
-        option=_JSON_OPTIONS,
-        default=_json_default,
+            "pages": None if total is None else math.ceil(total / limit),
+            "next_cursor": next_cursor,
+        }
     )
