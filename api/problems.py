@@ -32,6 +32,11 @@ class Problem(BaseModel):
     current_version: int | None = Field(
         default=None, description="Only on version conflicts (409)", examples=[4]
     )
+    parent_id: str | None = Field(
+        default=None,
+        description="Only on `parent-deleted` (409): the parent to restore first",
+        examples=[None],
+    )
 
 
 def problem_response(

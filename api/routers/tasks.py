@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query
@@ -20,12 +21,21 @@ from api.http_cache import (
     json_response,
     match,
 )
-from api.schemas.tasks import QueryDateTime, TaskCreate, TaskOut, TaskPage, TaskUpdate
+from api.resources import Resources
+from api.schemas.tasks import (
+    QueryDateTime,
+    TaskCreate,
+    TaskOut,
+    TaskPage,
+    TaskUpdate,
+    TrashPage,
+)
 from common.cursors import MAX_CURSOR_LENGTH
 from common.tasks.errors import PreconditionRequired
 from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
 from common.tasks.reader import TaskReader
 from common.tasks.service import NewTask, Precondition, TaskService
+from common.tasks.trash import TrashReader
 from common.tasks.views import render_task
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], route_class=UnitOfWorkRoute)
@@ -64,6 +74,10 @@ CursorParameter = Annotated[
 IfNoneMatch = Annotated[
     str | None, Header(description="An ETag you hold; 304 without a body when it is current")
 ]
+
+
+def _kept_for(resources: Resources) -> timedelta:
+    return timedelta(days=resources.settings.purge_retention_days)
 
 
 def _location(task_id: uuid.UUID) -> str:
@@ -221,6 +235,26 @@ async def list_tasks(
 
 
 @router.get(
+    "/trash",
+    response_model=TrashPage,
+    summary="List your deleted tasks (the trash)",
+    description="Tasks deleted less than `PURGE_RETENTION_DAYS` ago (30 by default), newest "
+    "deletion first, each with `deleted_at`; subtasks deleted with their parent are listed "
+    "too (`parent_id` says whose). Page with `limit` and `next_cursor`. Restore one with "
+    "`POST /tasks/{id}/restore`. Needs the scope `tasks:read`.",
+    responses=documented_problems(400, 401),
+)
+async def list_trash(
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 20,
+    cursor: CursorParameter = None,
+) -> Response:
+    trash = TrashReader(resources.reads, resources.cursors, kept_for=_kept_for(resources))
+    return json_response(await trash.page_json(principal.user_id, limit=limit, cursor=cursor))
+
+
+@router.get(
     "/{task_id}",
     response_model=TaskOut,
     summary="Read a task",
@@ -314,3 +348,53 @@ async def remove_category(
 ) -> Response:
     await tasks.remove_category(principal.user_id, task_id, category_id)
     return Response(status_code=http.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{task_id}/subtasks",
+    response_model=TaskPage,
+    summary="List a task's subtasks",
+    description="Its live direct subtasks (`GET /tasks?parent_id=` without the 404), oldest "
+    "first unless `sort` says otherwise, paged like the task list (`limit`, `next_cursor`). "
+    + NOT_YOURS
+    + " Needs the scope `tasks:read`.",
+    responses={200: {"headers": ETAG_HEADER}, **NOT_MODIFIED, **documented_problems(400, 401, 404)},
+)
+async def list_subtasks(
+    task_id: TaskId,
+    principal: CurrentPrincipal,
+    reader: TaskReaderDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = 20,
+    cursor: CursorParameter = None,
+    sort: Annotated[
+        list[str] | None,
+        Query(description="As in the task list (default `created_at`)", examples=["title"]),
+    ] = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    query = parse_list_query(
+        limit=limit, cursor=cursor, sort=sort or ["created_at"], parent_id=task_id
+    )
+    body = await reader.subtasks_json(principal.user_id, query)
+    return conditional_json_response(body, if_none_match)
+
+
+@router.post(
+    "/{task_id}/restore",
+    response_model=TaskOut,
+    summary="Restore a task from the trash",
+    description="Brings the task back with the subtasks that were deleted together with it "
+    "(not those deleted before it, on their own); each gets a new `version` and appears in "
+    "the change feed. Restoring a task that is not deleted answers it unchanged (a retried "
+    "restore is harmless). 404 when it is not in the trash: never existed, purged, deleted "
+    "more than `PURGE_RETENTION_DAYS` ago, or another user's. 409 `parent-deleted` when the "
+    "task is a subtask whose parent is still in the trash (restore the parent: it brings "
+    "the subtask back), 409 `subtree-too-deep` when its parent has since moved so deep "
+    "that the subtasks would nest more than three levels. Needs the scope `tasks:write`.",
+    responses={200: {"headers": ETAG_HEADER}, **documented_problems(400, 401, 404, 409)},
+)
+async def restore_task(
+    task_id: TaskId, principal: CurrentPrincipal, tasks: TaskServiceDep, resources: ResourcesDep
+) -> Response:
+    task = await tasks.restore(principal.user_id, task_id, kept_for=_kept_for(resources))
+    return json_response(render_task(task))

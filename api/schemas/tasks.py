@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, fiel
 from api.schemas.base import RequestModel, not_null
 from common.models import TaskPriority, TaskStatus
 from common.models.text import multi_line, single_line
-from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage
+from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage, TrashPage
 
 __all__ = [
     "DueDate",
@@ -21,6 +22,7 @@ __all__ = [
     "TaskOut",
     "TaskPage",
     "TaskUpdate",
+    "TrashPage",
 ]
 
 
@@ -74,17 +76,29 @@ Version = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1, examples=[3])]
 """Strict: `true` or `1.0` is not a version."""
 
 
+ParentId = Annotated[
+    uuid.UUID,
+    Field(
+        description="Makes the task a subtask of this one of your live tasks; at most three "
+        "levels, never under itself or its own subtasks (400 otherwise)",
+        examples=["5b0c6a1e-4d0f-4c8e-9a55-3f1f2b8f9e10"],
+    ),
+]
+
+
 class TaskCreate(RequestModel):
     title: Title
     description: Description | None = None
     due_date: DueDate | None = None
     priority: TaskPriority = Field(default=TaskPriority.MEDIUM, examples=["high"])
     status: TaskStatus = Field(default=TaskStatus.PENDING, examples=["pending"])
+    parent_id: ParentId | None = None
 
 
 class TaskUpdate(RequestModel):
-    """Only the fields sent change; `description` and `due_date` may be set to null, the
-    others may be left out but not sent as null (the schema says so: no `null` in them)."""
+    """Only the fields sent change; `description`, `due_date` and `parent_id` may be set to
+    null, the others may be left out but not sent as null (the schema says so: no `null` in
+    them)."""
 
     title: Title | None = Field(default=None, json_schema_extra=not_null)
     description: Description | None = None
@@ -94,6 +108,9 @@ class TaskUpdate(RequestModel):
     )
     status: TaskStatus | None = Field(
         default=None, examples=["completed"], json_schema_extra=not_null
+    )
+    parent_id: ParentId | None = Field(
+        default=None, description="A new parent; null makes the task a top-level one"
     )
     version: Version | None = Field(
         default=None,

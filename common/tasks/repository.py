@@ -8,12 +8,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, null, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Interval,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Executable
 
 from common.models import Task, TaskStatus, task_categories
@@ -33,6 +49,11 @@ _GET_VIEW = select(*VIEW_COLUMNS).where(
     Task.deleted_at.is_(None),
 )
 """Built once: the hottest read skips building the statement and its cache key each time."""
+
+MAX_WALK = 16
+"""Tree walks stop this many levels down or up (subtasks nest at most three deep): a cycle
+that somehow got into the data can make a walk long, never endless."""
+_OTHER = aliased(Task, name="other")
 
 
 class TaskRepository:
@@ -117,16 +138,66 @@ class TaskRepository:
         stmt = stmt.where(Task.version == version).returning(*VIEW_COLUMNS)
         return (await self._execute(stmt)).first()
 
+    async def lock_tree(self, user_id: uuid.UUID) -> None:
+        """Serialise the changes of the user's task tree (new parents, deletes, restores) until
+        the commit: two concurrent moves could otherwise each pass the cycle check and
+        together build a cycle, or a subtask land under a parent being deleted."""
+        key = func.hashtextextended(f"task-tree:{user_id}", 0)
+        await self._execute(select(func.pg_advisory_xact_lock(key)))
+
+    async def ancestry(self, user_id: uuid.UUID, task_id: uuid.UUID) -> list[uuid.UUID] | None:
+        """The live task and its ancestors, nearest first; None unless the task is the user's
+        and live."""
+        up = (
+            select(Task.id, Task.parent_id, literal(1, Integer()).label("level"))
+            .where(Task.id == task_id, Task.user_id == user_id, Task.deleted_at.is_(None))
+            .cte("up", recursive=True)
+        )
+        up = up.union_all(
+            select(_OTHER.id, _OTHER.parent_id, up.c.level + 1)
+            .join(up, _OTHER.id == up.c.parent_id)
+            .where(_OTHER.deleted_at.is_(None), up.c.level < MAX_WALK)
+        )
+        ids = list((await self._execute(select(up.c.id).order_by(up.c.level))).scalars())
+        return ids or None
+
+    async def subtree_height(self, user_id: uuid.UUID, task_id: uuid.UUID) -> int:
+        """Levels of the live subtree under a live task, the task included (a leaf: 1; not
+        found: 0)."""
+        down = (
+            select(Task.id, literal(1, Integer()).label("level"))
+            .where(Task.id == task_id, Task.user_id == user_id, Task.deleted_at.is_(None))
+            .cte("down", recursive=True)
+        )
+        down = down.union_all(
+            select(_OTHER.id, down.c.level + 1)
+            .join(down, _OTHER.parent_id == down.c.id)
+            .where(_OTHER.deleted_at.is_(None), down.c.level < MAX_WALK)
+        )
+        height = await self._execute(select(func.coalesce(func.max(down.c.level), 0)))
+        return int(height.scalar_one())
+
     async def soft_delete(
-        self, user_id: uuid.UUID, task_id: uuid.UUID, *, version: int | None = None
-    ) -> bool:
-        stmt = update(Task).where(
-            Task.id == task_id, Task.user_id == user_id, Task.deleted_at.is_(None)
+        self, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID], *, version: int | None = None
+    ) -> list[uuid.UUID]:
+        """Soft-delete live tasks and their live subtrees in one statement (one timestamp,
+        which is how a restore finds what was deleted together); the ids deleted. With
+        `version`, the (single) task must be at it."""
+        roots = select(Task.id, literal(1, Integer()).label("level")).where(
+            Task.id.in_(task_ids), Task.user_id == user_id, Task.deleted_at.is_(None)
         )
         if version is not None:
-            stmt = stmt.where(Task.version == version)
+            roots = roots.where(Task.version == version)
+        subtree = roots.cte("subtree", recursive=True)
+        subtree = subtree.union_all(
+            select(_OTHER.id, subtree.c.level + 1)
+            .join(subtree, _OTHER.parent_id == subtree.c.id)
+            .where(_OTHER.deleted_at.is_(None), subtree.c.level < MAX_WALK)
+        )
         stmt = (
-            stmt.values(
+            update(Task)
+            .where(Task.id.in_(select(subtree.c.id)), Task.deleted_at.is_(None))
+            .values(
                 deleted_at=func.statement_timestamp(),
                 version=Task.version + 1,
                 updated_at=func.statement_timestamp(),
@@ -134,7 +205,46 @@ class TaskRepository:
             .returning(Task.id)
             .execution_options(synchronize_session=False)
         )
-        return (await self._execute(stmt)).first() is not None
+        return list((await self._execute(stmt)).scalars())
+
+    async def deleted_subtree(
+        self, user_id: uuid.UUID, task_id: uuid.UUID, *, kept_for: timedelta
+    ) -> list[tuple[uuid.UUID, uuid.UUID | None, int]]:
+        """A task in the trash (deleted less than `kept_for` ago) and what was deleted with it
+        below it: (id, parent id, level), the task first; empty when it is not in the trash."""
+        root = (
+            select(Task.id, Task.parent_id, Task.deleted_at, literal(1, Integer()).label("level"))
+            .where(
+                Task.id == task_id,
+                Task.user_id == user_id,
+                Task.deleted_at
+                > func.statement_timestamp() - bindparam("kept_for", kept_for, type_=Interval()),
+            )
+            .cte("deleted_with", recursive=True)
+        )
+        tree = root.union_all(
+            select(_OTHER.id, _OTHER.parent_id, _OTHER.deleted_at, root.c.level + 1)
+            .join(root, _OTHER.parent_id == root.c.id)
+            .where(_OTHER.deleted_at == root.c.deleted_at, root.c.level < MAX_WALK)
+        )
+        rows = await self._execute(
+            select(tree.c.id, tree.c.parent_id, tree.c.level).order_by(tree.c.level)
+        )
+        return [(row.id, row.parent_id, row.level) for row in rows]
+
+    async def restore(self, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        stmt = (
+            update(Task)
+            .where(Task.id.in_(task_ids), Task.user_id == user_id, Task.deleted_at.is_not(None))
+            .values(
+                deleted_at=None,
+                version=Task.version + 1,
+                updated_at=func.statement_timestamp(),
+            )
+            .returning(Task.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list((await self._execute(stmt)).scalars())
 
     async def touch(self, user_id: uuid.UUID, task_id: uuid.UUID) -> bool:
         """Bump the version of a live task (its representation changed), locking its row."""
@@ -191,3 +301,35 @@ class TaskRepository:
             return rows, len(rows)
         count = await self._execute(count_statement(query), parameters)
         return rows, count.scalar_one()
+
+    async def trash_page(
+        self,
+        user_id: uuid.UUID,
+        *,
+        kept_for: timedelta,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+    ) -> Sequence[TaskRow]:
+        """Deleted tasks still kept (deleted less than `kept_for` ago), newest deletion first
+        (`ix_tasks_user_deleted`), after the (deleted_at, id) position; each row is the task
+        view and its `deleted_at`."""
+        stmt = _TRASH if after is None else _TRASH_AFTER
+        parameters: dict[str, Any] = {"user_id": user_id, "kept_for": kept_for, "limit": limit}
+        if after is not None:
+            parameters.update(after_deleted_at=after[0], after_id=after[1])
+        return (await self._execute(stmt, parameters)).all()
+
+
+_TRASH = (
+    select(*VIEW_COLUMNS, Task.deleted_at)
+    .where(
+        Task.user_id == bindparam("user_id"),
+        Task.deleted_at.is_not(None),
+        Task.deleted_at > func.statement_timestamp() - bindparam("kept_for", type_=Interval()),
+    )
+    .order_by(Task.deleted_at.desc(), Task.id.desc())
+    .limit(bindparam("limit"))
+)
+_TRASH_AFTER = _TRASH.where(
+    tuple_(Task.deleted_at, Task.id) < tuple_(bindparam("after_deleted_at"), bindparam("after_id"))
+)

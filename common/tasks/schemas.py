@@ -70,3 +70,17 @@ class TaskPage(BaseModel):
         "this page; null when none follow",
         examples=["eyJrIjoidGFza3MiLCJ1Ijoi..."],
     )
+
+
+class TrashedTaskOut(TaskOut):
+    deleted_at: datetime = Field(
+        description="When it was deleted; it is purged `PURGE_RETENTION_DAYS` later",
+        examples=["2026-11-24T16:03:10Z"],
+    )
+
+
+class TrashPage(BaseModel):
+    items: list[TrashedTaskOut] = Field(description="Newest deletion first")
+    next_cursor: str | None = Field(
+        description="Send it as `cursor` for the next page; null on the last", examples=[None]
+    )

@@ -1,4 +1,11 @@
-"""Task rules: ownership, optimistic locking, completion and reminder bookkeeping.
+"""Task rules: ownership, optimistic locking, completion and reminder bookkeeping, subtasks
+and the trash.
+
+Subtasks: a parent is a live task of the same user, a task never sits under itself or its own
+subtasks, and tasks nest at most `MAX_DEPTH` levels. Every change of the tree's shape (a new
+parent, a delete, a restore) first takes the owner's tree lock (`TaskRepository.lock_tree`), so
+the checks see every earlier change of the tree committed. Deleting a task deletes its live
+subtree with it; restoring it brings back what was deleted with it.
 
 Every write records a `TaskChanged` in the unit of work, which commits it; its subscribers
 then bump the owner's cache generation (reads of single tasks and list pages, cached, are
@@ -10,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -22,13 +29,19 @@ from common.db.uow import UnitOfWork
 from common.errors import InvalidInput, NotFound, PreconditionFailed, VersionConflict
 from common.logging import get_logger
 from common.models import TaskPriority, TaskStatus
-from common.tasks.errors import CategoryAlreadyAssigned, TaskNotFound
+from common.tasks.errors import (
+    MAX_DEPTH,
+    CategoryAlreadyAssigned,
+    ParentDeleted,
+    SubtreeTooDeep,
+    TaskNotFound,
+)
 from common.tasks.repository import TaskRepository
 from common.tasks.views import TaskRow
 
 log = get_logger(__name__)
 
-EDITABLE_FIELDS = frozenset({"title", "description", "status", "priority", "due_date"})
+EDITABLE_FIELDS = frozenset({"title", "description", "status", "priority", "due_date", "parent_id"})
 
 Precondition = Callable[[TaskRow], bool]
 """A check of the current task before a write (the API's If-Match); False gives 412."""
@@ -41,6 +54,7 @@ class NewTask:
     due_date: datetime | None = None
     priority: TaskPriority = TaskPriority.MEDIUM
     status: TaskStatus = TaskStatus.PENDING
+    parent_id: uuid.UUID | None = None
 
 
 def _in_past(moment: datetime) -> bool:
@@ -69,10 +83,13 @@ class TaskService:
 
     async def create(self, user_id: uuid.UUID, new: NewTask) -> TaskRow:
         _require_future(new.due_date)
+        if new.parent_id is not None:
+            await self._check_place(user_id, None, new.parent_id)
         task = await self._tasks.insert(
             {
                 "id": uuid.uuid4(),
                 "user_id": user_id,
+                "parent_id": new.parent_id,
                 "title": new.title,
                 "description": new.description or None,
                 "due_date": new.due_date,
@@ -108,6 +125,8 @@ class TaskService:
             raise ValueError(f"not editable: {sorted(unknown)}")
         if "description" in changes:
             changes = {**changes, "description": changes["description"] or None}
+        if "parent_id" in changes:
+            await self._check_place(user_id, task_id, changes["parent_id"])
         version = expected_version
         if precondition is not None:
             current = await self.get(user_id, task_id)
@@ -141,19 +160,52 @@ class TaskService:
     async def delete(
         self, user_id: uuid.UUID, task_id: uuid.UUID, *, precondition: Precondition | None = None
     ) -> None:
-        """Soft delete: the task disappears from every read and write at once."""
+        """Soft delete of the task and its subtasks: they disappear from every read and write
+        at once, into the trash."""
         version = None
         if precondition is not None:
             current = await self.get(user_id, task_id)
             if not precondition(current):
                 raise PreconditionFailed("The task has changed since you read it (If-Match)")
             version = current.version
-        if not await self._tasks.soft_delete(user_id, task_id, version=version):
+        await self._tasks.lock_tree(user_id)
+        deleted = await self._tasks.soft_delete(user_id, [task_id], version=version)
+        if not deleted:
             if version is not None and await self._tasks.get_view(user_id, task_id) is not None:
                 raise PreconditionFailed("The task has changed since you read it (If-Match)")
             raise TaskNotFound()
-        self._changed(user_id, task_id, ChangeKind.DELETED)
-        log.info("task_deleted", task_id=str(task_id))
+        for deleted_id in deleted:
+            self._changed(user_id, deleted_id, ChangeKind.DELETED)
+        log.info("task_deleted", task_id=str(task_id), with_subtasks=len(deleted) - 1)
+
+    async def restore(
+        self, user_id: uuid.UUID, task_id: uuid.UUID, *, kept_for: timedelta
+    ) -> TaskRow:
+        """Bring a task back from the trash (deleted less than `kept_for` ago), with the
+        subtasks deleted together with it; each gets a new version. A task that is already
+        live is answered as it is (a retried restore). 404 when it is not in the trash;
+        409 while its parent is, or when its parent moved so deep that the subtree would
+        nest too far."""
+        await self._tasks.lock_tree(user_id)
+        live = await self._tasks.get_view(user_id, task_id)
+        if live is not None:
+            return live
+        subtree = await self._tasks.deleted_subtree(user_id, task_id, kept_for=kept_for)
+        if not subtree:
+            raise TaskNotFound()
+        _, parent_id, _ = subtree[0]
+        depth = 0
+        if parent_id is not None:
+            ancestry = await self._tasks.ancestry(user_id, parent_id)
+            if ancestry is None:
+                raise ParentDeleted(parent_id)
+            depth = len(ancestry)
+        if depth + max(level for _, _, level in subtree) > MAX_DEPTH:
+            raise SubtreeTooDeep()
+        for restored_id in await self._tasks.restore(user_id, [row[0] for row in subtree]):
+            self._changed(user_id, restored_id, ChangeKind.RESTORED)
+        log.info("task_restored", task_id=str(task_id), with_subtasks=len(subtree) - 1)
+        return await self.get(user_id, task_id)
 
     async def assign_category(
         self, user_id: uuid.UUID, task_id: uuid.UUID, category_id: uuid.UUID
@@ -180,6 +232,33 @@ class TaskService:
         self._changed(user_id, task_id)
 
     # Helpers ---------------------------------------------------------------------------
+
+    async def _check_place(
+        self, user_id: uuid.UUID, task_id: uuid.UUID | None, parent_id: uuid.UUID | None
+    ) -> None:
+        """May the task (None: a new one) sit under `parent_id` (None: at the top)? Takes the
+        tree lock first; a 400 naming `parent_id` otherwise."""
+        await self._tasks.lock_tree(user_id)
+        if parent_id is None:
+            return
+        ancestry = await self._tasks.ancestry(user_id, parent_id)
+        if ancestry is None:
+            raise InvalidInput(
+                "No such task (a parent must be one of your live tasks)", field="parent_id"
+            )
+        if task_id in ancestry:
+            raise InvalidInput(
+                "A task cannot be put under itself or one of its own subtasks", field="parent_id"
+            )
+        height = (
+            1 if task_id is None else max(await self._tasks.subtree_height(user_id, task_id), 1)
+        )
+        if len(ancestry) + height > MAX_DEPTH:
+            raise InvalidInput(
+                f"Subtasks nest at most {MAX_DEPTH} levels deep: this parent is at level "
+                f"{len(ancestry)} and the task brings {height} level(s)",
+                field="parent_id",
+            )
 
     def _changed(
         self, user_id: uuid.UUID, task_id: uuid.UUID, kind: ChangeKind = ChangeKind.UPDATED
