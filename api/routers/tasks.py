@@ -24,6 +24,10 @@ from api.http_cache import (
 from api.resources import Resources
 from api.schemas.tasks import (
     QueryDateTime,
+    TaskBatchCreate,
+    TaskBatchDelete,
+    TaskBatchOut,
+    TaskBatchUpdate,
     TaskCreate,
     TaskOut,
     TaskPage,
@@ -31,12 +35,14 @@ from api.schemas.tasks import (
     TrashPage,
 )
 from common.cursors import MAX_CURSOR_LENGTH
+from common.errors import RateLimited, ServiceUnavailable
+from common.tasks.batch import TaskBatches, TaskEdit
 from common.tasks.errors import PreconditionRequired
 from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
 from common.tasks.reader import TaskReader
 from common.tasks.service import NewTask, Precondition, TaskService
 from common.tasks.trash import TrashReader
-from common.tasks.views import render_task
+from common.tasks.views import render_items, render_task
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], route_class=UnitOfWorkRoute)
 
@@ -69,6 +75,13 @@ CursorParameter = Annotated[
     Query(
         max_length=MAX_CURSOR_LENGTH,
         description="The `next_cursor` of the previous page (opaque)",
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Any unique string of up to 255 visible ASCII characters (a UUID)",
     ),
 ]
 IfNoneMatch = Annotated[
@@ -111,13 +124,7 @@ async def create_task(
     tasks: TaskServiceDep,
     resources: ResourcesDep,
     uow: UnitOfWorkDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Any unique string of up to 255 visible ASCII characters (a UUID)",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def create() -> Response:
         task = await tasks.create(principal.user_id, NewTask(**body.model_dump()))
@@ -232,6 +239,127 @@ async def list_tasks(
     )
     body = await reader.list_json(principal.user_id, query)
     return conditional_json_response(body, if_none_match)
+
+
+BATCH_NOTE = (
+    "All or nothing, in one transaction: when any item fails, nothing is written and the "
+    'answer\'s `errors` name each failed item by its index (`loc`: `["body", "items", '
+    '57, "title"]`). Honours `Idempotency-Key` as `POST /tasks` does. One change-feed '
+    "entry per task, one cache invalidation per batch. Bodies are limited to 256 KiB (413) "
+    "and batches to `TASKPIPE_BATCH_RATE_LIMIT` a minute per user (429), besides the "
+    "per-user limit. Needs the scope `tasks:write`."
+)
+
+
+async def within_batch_limit(principal: CurrentPrincipal, resources: ResourcesDep) -> None:
+    """A batch writes up to 100 tasks: its own, tighter limit per user."""
+    settings = resources.settings
+    result = await resources.limiter.hit(
+        "batch",
+        str(principal.user_id),
+        limit=settings.batch_rate_limit,
+        window_seconds=settings.batch_rate_window_seconds,
+    )
+    if result.allowed:
+        return
+    if result.degraded:
+        raise ServiceUnavailable(
+            "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
+        )
+    raise RateLimited("Too many batches for this account; slow down", headers=result.headers)
+
+
+async def get_batches(uow: UnitOfWorkDep) -> TaskBatches:
+    return TaskBatches(uow)
+
+
+TaskBatchesDep = Annotated[TaskBatches, Depends(get_batches)]
+
+
+@router.post(
+    "/batch",
+    status_code=http.HTTP_201_CREATED,
+    response_model=TaskBatchOut,
+    summary="Create up to 100 tasks at once",
+    description="Each item as `POST /tasks` takes it; the answer lists the new tasks in the "
+    "order of the items. " + BATCH_NOTE,
+    responses=documented_problems(400, 401, 409, 413, 422, 429),
+    dependencies=[Depends(within_batch_limit)],
+)
+async def create_tasks(
+    body: TaskBatchCreate,
+    principal: CurrentPrincipal,
+    batches: TaskBatchesDep,
+    resources: ResourcesDep,
+    uow: UnitOfWorkDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def create() -> Response:
+        items = [NewTask(**item.model_dump()) for item in body.items]
+        created = await batches.create(principal.user_id, items)
+        return json_response(render_items(created), status_code=http.HTTP_201_CREATED)
+
+    request = ["POST /api/v1/tasks/batch", body.model_dump(mode="json", exclude_unset=True)]
+    return await resources.idempotency.respond(
+        uow, principal.user_id, idempotency_key, request, create
+    )
+
+
+@router.patch(
+    "/batch",
+    response_model=TaskBatchOut,
+    summary="Change up to 100 tasks at once",
+    description="Each item is `{id, version, ...changes}` and applies as `PATCH /tasks/{id}` "
+    "with that `version` would, in the order of the items; a task may appear once. Stale "
+    "versions only: 409 (each with `current_version`); otherwise 400 (invalid values, "
+    "unknown or other users' tasks, repeated ids). " + BATCH_NOTE,
+    responses=documented_problems(400, 401, 409, 413, 422, 429),
+    dependencies=[Depends(within_batch_limit)],
+)
+async def update_tasks(
+    body: TaskBatchUpdate,
+    principal: CurrentPrincipal,
+    batches: TaskBatchesDep,
+    resources: ResourcesDep,
+    uow: UnitOfWorkDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def update() -> Response:
+        edits = [TaskEdit(item.id, item.version, item.changes()) for item in body.items]
+        return json_response(render_items(await batches.update(principal.user_id, edits)))
+
+    request = ["PATCH /api/v1/tasks/batch", body.model_dump(mode="json", exclude_unset=True)]
+    return await resources.idempotency.respond(
+        uow, principal.user_id, idempotency_key, request, update
+    )
+
+
+@router.post(
+    "/batch/delete",
+    status_code=http.HTTP_204_NO_CONTENT,
+    summary="Delete up to 100 tasks at once",
+    description="Each task with its subtasks, into the trash, as `DELETE /tasks/{id}` does. "
+    "Unknown, already deleted or other users' ids, and repeated ones, fail the batch (400). "
+    + BATCH_NOTE,
+    responses=documented_problems(400, 401, 409, 413, 422, 429),
+    dependencies=[Depends(within_batch_limit)],
+)
+async def delete_tasks(
+    body: TaskBatchDelete,
+    principal: CurrentPrincipal,
+    batches: TaskBatchesDep,
+    resources: ResourcesDep,
+    uow: UnitOfWorkDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def delete() -> Response:
+        await batches.delete(principal.user_id, body.ids)
+        return Response(status_code=http.HTTP_204_NO_CONTENT)
+
+    request = ["POST /api/v1/tasks/batch/delete", body.model_dump(mode="json")]
+    return await resources.idempotency.respond(
+        uow, principal.user_id, idempotency_key, request, delete
+    )
 
 
 @router.get(

@@ -7,16 +7,29 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    field_validator,
+)
 
 from api.schemas.base import RequestModel, not_null
 from common.models import TaskPriority, TaskStatus
 from common.models.text import multi_line, single_line
+from common.tasks.batch import MAX_BATCH
 from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage, TrashPage
 
 __all__ = [
     "DueDate",
     "QueryDateTime",
+    "TaskBatchCreate",
+    "TaskBatchDelete",
+    "TaskBatchEdit",
+    "TaskBatchOut",
+    "TaskBatchUpdate",
     "TaskCategoryOut",
     "TaskCreate",
     "TaskOut",
@@ -127,3 +140,37 @@ class TaskUpdate(RequestModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, exclude={"version"})
+
+
+class TaskBatchCreate(RequestModel):
+    items: list[TaskCreate] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"1 to {MAX_BATCH} tasks, as `POST /tasks` takes them",
+    )
+
+
+class TaskBatchEdit(TaskUpdate):
+    """One item of a batch update: the task, the version you read, and what changes."""
+
+    id: uuid.UUID = Field(examples=["7d0f0c39-6a3e-4cbe-9e9e-0f7f4f1d3c1a"])
+    version: Version = Field(description="The version you read; a stale one fails the batch")
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"version", "id"})
+
+
+class TaskBatchUpdate(RequestModel):
+    items: list[TaskBatchEdit] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} edits, each task once"
+    )
+
+
+class TaskBatchDelete(RequestModel):
+    ids: list[uuid.UUID] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} task ids, each once"
+    )
+
+
+class TaskBatchOut(BaseModel):
+    items: list[TaskOut] = Field(description="In the order of the request's items")

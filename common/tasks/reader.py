@@ -20,7 +20,7 @@ from common.tasks import keyset
 from common.tasks.errors import TaskNotFound
 from common.tasks.queries import Position, TaskListQuery
 from common.tasks.repository import TaskRepository
-from common.tasks.views import TaskRow, render_page, render_task
+from common.tasks.views import EMPTY_PAGE, TaskRow, render_page, render_task
 
 CURSOR_KIND = "tasks"
 
@@ -66,7 +66,7 @@ class TaskReader:
         the user's (checked only when the page is empty: a parent with subtasks exists)."""
         assert query.parent_id is not None
         body = await self.list_json(user_id, query)
-        if body.startswith(b'{"items":[]'):
+        if body.startswith(EMPTY_PAGE):
             async with self._reads() as connection:
                 if await TaskRepository(connection).get_view(user_id, query.parent_id) is None:
                     raise TaskNotFound()

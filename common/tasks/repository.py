@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Integer,
     Interval,
     bindparam,
@@ -50,6 +51,17 @@ _GET_VIEW = select(*VIEW_COLUMNS).where(
 )
 """Built once: the hottest read skips building the statement and its cache key each time."""
 
+_NOW = func.statement_timestamp()
+_INSERT = (
+    insert(Task)
+    .values(
+        created_at=_NOW,
+        updated_at=_NOW,
+        completed_at=case((bindparam("completed", type_=Boolean()), _NOW), else_=null()),
+    )
+    .returning(*NEW_TASK_COLUMNS, sort_by_parameter_order=True)
+)
+
 MAX_WALK = 16
 """Tree walks stop this many levels down or up (subtasks nest at most three deep): a cycle
 that somehow got into the data can make a walk long, never endless."""
@@ -61,7 +73,7 @@ class TaskRepository:
         self._session = session
 
     async def _execute(
-        self, statement: Executable, parameters: dict[str, Any] | None = None
+        self, statement: Executable, parameters: dict[str, Any] | list[dict[str, Any]] | None = None
     ) -> Result[Any]:
         """Core execution, also inside a session's transaction: these statements load no ORM
         objects, and the session's ORM execution layer would cost more than the SQL."""
@@ -75,14 +87,11 @@ class TaskRepository:
         result = await self._execute(_GET_VIEW, {"task_id": task_id, "user_id": user_id})
         return result.first()
 
-    async def insert(self, values: dict[str, Any]) -> TaskRow:
-        now = func.statement_timestamp()
-        stmt = (
-            insert(Task)
-            .values(created_at=now, updated_at=now, **values)
-            .returning(*NEW_TASK_COLUMNS)
-        )
-        return (await self._execute(stmt)).one()
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> Sequence[TaskRow]:
+        """New tasks, in one statement, returned in the order given. Each row has the
+        task's columns and `completed` (its status is `completed`: `completed_at` is then the
+        statement's time)."""
+        return (await self._execute(_INSERT, list(rows))).all()
 
     async def update_changed(
         self,
@@ -176,6 +185,15 @@ class TaskRepository:
         )
         height = await self._execute(select(func.coalesce(func.max(down.c.level), 0)))
         return int(height.scalar_one())
+
+    async def live_ids(
+        self, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
+    ) -> Sequence[uuid.UUID]:
+        """Which of these are live tasks of the user."""
+        stmt = select(Task.id).where(
+            Task.id.in_(task_ids), Task.user_id == user_id, Task.deleted_at.is_(None)
+        )
+        return (await self._execute(stmt)).scalars().all()
 
     async def soft_delete(
         self, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID], *, version: int | None = None

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
-
 from common.categories.errors import CategoryNotFound
 from common.categories.repository import CategoryRepository
 from common.db.changes import ChangeKind, TaskChanged
@@ -56,12 +54,26 @@ class NewTask:
     status: TaskStatus = TaskStatus.PENDING
     parent_id: uuid.UUID | None = None
 
+    def row(self, user_id: uuid.UUID) -> dict[str, Any]:
+        """The values `TaskRepository.insert` takes."""
+        return {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "parent_id": self.parent_id,
+            "title": self.title,
+            "description": self.description or None,
+            "due_date": self.due_date,
+            "priority": self.priority,
+            "status": self.status,
+            "completed": self.status is TaskStatus.COMPLETED,
+        }
+
 
 def _in_past(moment: datetime) -> bool:
     return moment <= datetime.now(UTC)
 
 
-def _require_future(due_date: datetime | None) -> None:
+def require_future(due_date: datetime | None) -> None:
     if due_date is not None and _in_past(due_date):
         raise InvalidInput("due_date must be in the future", field="due_date")
 
@@ -71,6 +83,7 @@ class TaskService:
         self._uow = uow
         self._tasks = TaskRepository(uow.session)
         self._categories = CategoryRepository(uow.session)
+        self._tree_locked = False
 
     async def get(self, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskRow:
         """The task from the database (not the cache): for checks before a write."""
@@ -82,24 +95,10 @@ class TaskService:
     # Writes ----------------------------------------------------------------------------
 
     async def create(self, user_id: uuid.UUID, new: NewTask) -> TaskRow:
-        _require_future(new.due_date)
+        require_future(new.due_date)
         if new.parent_id is not None:
-            await self._check_place(user_id, None, new.parent_id)
-        task = await self._tasks.insert(
-            {
-                "id": uuid.uuid4(),
-                "user_id": user_id,
-                "parent_id": new.parent_id,
-                "title": new.title,
-                "description": new.description or None,
-                "due_date": new.due_date,
-                "priority": new.priority,
-                "status": new.status,
-                "completed_at": func.statement_timestamp()
-                if new.status is TaskStatus.COMPLETED
-                else None,
-            }
-        )
+            await self.check_place(user_id, None, new.parent_id)
+        (task,) = await self._tasks.insert([new.row(user_id)])
         self._changed(user_id, task.id, ChangeKind.CREATED)
         log.info("task_created", task_id=str(task.id))
         return task
@@ -126,7 +125,7 @@ class TaskService:
         if "description" in changes:
             changes = {**changes, "description": changes["description"] or None}
         if "parent_id" in changes:
-            await self._check_place(user_id, task_id, changes["parent_id"])
+            await self.check_place(user_id, task_id, changes["parent_id"])
         version = expected_version
         if precondition is not None:
             current = await self.get(user_id, task_id)
@@ -154,7 +153,7 @@ class TaskService:
                 raise VersionConflict(latest.version)
             raise PreconditionFailed("The task has changed since you read it (If-Match)")
         if past_due_date and latest.due_date != changes["due_date"]:
-            _require_future(changes["due_date"])
+            require_future(changes["due_date"])
         return latest
 
     async def delete(
@@ -168,7 +167,7 @@ class TaskService:
             if not precondition(current):
                 raise PreconditionFailed("The task has changed since you read it (If-Match)")
             version = current.version
-        await self._tasks.lock_tree(user_id)
+        await self.lock_tree(user_id)
         deleted = await self._tasks.soft_delete(user_id, [task_id], version=version)
         if not deleted:
             if version is not None and await self._tasks.get_view(user_id, task_id) is not None:
@@ -186,7 +185,7 @@ class TaskService:
         live is answered as it is (a retried restore). 404 when it is not in the trash;
         409 while its parent is, or when its parent moved so deep that the subtree would
         nest too far."""
-        await self._tasks.lock_tree(user_id)
+        await self.lock_tree(user_id)
         live = await self._tasks.get_view(user_id, task_id)
         if live is not None:
             return live
@@ -233,12 +232,18 @@ class TaskService:
 
     # Helpers ---------------------------------------------------------------------------
 
-    async def _check_place(
+    async def lock_tree(self, user_id: uuid.UUID) -> None:
+        """The owner's tree lock, taken once per unit of work (it lasts until the commit)."""
+        if not self._tree_locked:
+            await self._tasks.lock_tree(user_id)
+            self._tree_locked = True
+
+    async def check_place(
         self, user_id: uuid.UUID, task_id: uuid.UUID | None, parent_id: uuid.UUID | None
     ) -> None:
         """May the task (None: a new one) sit under `parent_id` (None: at the top)? Takes the
         tree lock first; a 400 naming `parent_id` otherwise."""
-        await self._tasks.lock_tree(user_id)
+        await self.lock_tree(user_id)
         if parent_id is None:
             return
         ancestry = await self._tasks.ancestry(user_id, parent_id)

@@ -126,6 +126,14 @@ def render_task(row: TaskRow) -> bytes:
     return to_json(task_document(row))
 
 
+def render_items(rows: Sequence[TaskRow]) -> bytes:
+    return to_json({"items": [task_document(row) for row in rows]})
+
+
+EMPTY_PAGE = b'{"items":[]'
+"""How every rendered page without items begins (`items` comes first)."""
+
+
 def render_page(
     rows: Sequence[TaskRow],
     *,
