@@ -137,7 +137,11 @@ class ChangeFeedRepository:
     ) -> None:
         """Record the latest change of each (distinct) entity, numbered in this order."""
         kinds, entity_ids, ops = zip(*entries, strict=True)
-        await self._session.execute(
+        # Core execution on the session's connection: on every write, the ORM's execution
+        # layer would cost more than the statement.
+        session = self._session
+        connection = await session.connection() if isinstance(session, AsyncSession) else session
+        await connection.execute(
             _APPEND,
             {
                 "user_id": user_id,

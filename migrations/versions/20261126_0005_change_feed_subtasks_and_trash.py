@@ -5,6 +5,11 @@ removed) and `change_feed` (one row per task or category: its latest change, in 
 user; tombstones found by age for the purge). `tasks.parent_id` for subtasks, with the indexes
 their walks and counts use, and a per-user index of deleted tasks for the trash.
 
+Existing data enters the feed: one upsert entry per category and per live task, numbered per
+user (categories first, then tasks by their last change), so a client's first full sync sees
+everything that existed before this revision. Deleted tasks get no tombstone: no client holds
+a copy of them yet.
+
 One transaction, like the migrations before it: the new task indexes are partial and start
 out empty or small (no task has a parent yet; only deleted tasks enter the trash index), but
 building them reads the table once, and writes to `tasks` wait for that scan.
@@ -29,6 +34,24 @@ TASK_INDEXES = (
     ("ix_tasks_parent", ["parent_id"], "parent_id IS NOT NULL"),
     ("ix_tasks_live_children", ["parent_id", "status"], "deleted_at IS NULL AND parent_id IS NOT NULL"),
 )
+
+
+BACKFILL_FEED = """
+INSERT INTO change_feed (user_id, kind, entity_id, seq, op, changed_at)
+SELECT user_id, kind, id,
+       row_number() OVER (PARTITION BY user_id ORDER BY kind_order, changed_at, id),
+       'upsert', changed_at
+FROM (
+    SELECT user_id, 'category' AS kind, 0 AS kind_order, id, updated_at AS changed_at
+    FROM categories
+    UNION ALL
+    SELECT user_id, 'task', 1, id, updated_at FROM tasks WHERE deleted_at IS NULL
+) AS entities
+"""
+BACKFILL_COUNTERS = """
+INSERT INTO change_counters (user_id, last_seq)
+SELECT user_id, max(seq) FROM change_feed GROUP BY user_id
+"""
 
 
 def upgrade() -> None:
@@ -71,6 +94,9 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("op = 'delete'"),
     )
+
+    op.execute(BACKFILL_FEED)
+    op.execute(BACKFILL_COUNTERS)
 
     op.add_column("tasks", sa.Column("parent_id", sa.Uuid(), nullable=True))
     op.create_foreign_key(
