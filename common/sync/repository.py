@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Integer,
     Row,
     Uuid,
     and_,
@@ -79,13 +80,13 @@ _PAGE = (
     select(ChangeFeedEntry.kind, ChangeFeedEntry.entity_id, ChangeFeedEntry.op, ChangeFeedEntry.seq)
     .where(
         ChangeFeedEntry.user_id == ChangeCounter.user_id,
-        ChangeFeedEntry.seq > bindparam("since"),
+        ChangeFeedEntry.seq > bindparam("since", type_=BigInteger()),
     )
     .order_by(ChangeFeedEntry.seq)
-    .limit(bindparam("limit"))
+    .limit(bindparam("limit", type_=Integer()))
     .lateral("page")
 )
-_READ = (
+READ_CHANGES = (
     select(
         ChangeCounter.last_seq,
         ChangeCounter.purged_through,
@@ -154,7 +155,7 @@ class ChangeFeedRepository:
 
     async def read(self, user_id: uuid.UUID, since: int, limit: int) -> Sequence[Row[Any]]:
         result = await self._session.execute(
-            _READ, {"user_id": user_id, "since": since, "limit": limit}
+            READ_CHANGES, {"user_id": user_id, "since": since, "limit": limit}
         )
         return result.all()
 

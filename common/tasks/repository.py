@@ -20,7 +20,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     null,
     or_,
     select,
@@ -30,10 +29,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Executable
 
 from common.models import Task, TaskStatus, task_categories
+from common.tasks import tree
 from common.tasks.queries import (
     Position,
     TaskListQuery,
@@ -61,11 +60,6 @@ _INSERT = (
     )
     .returning(*NEW_TASK_COLUMNS, sort_by_parameter_order=True)
 )
-
-MAX_WALK = 16
-"""Tree walks stop this many levels down or up (subtasks nest at most three deep): a cycle
-that somehow got into the data can make a walk long, never endless."""
-_OTHER = aliased(Task, name="other")
 
 
 class TaskRepository:
@@ -157,34 +151,13 @@ class TaskRepository:
     async def ancestry(self, user_id: uuid.UUID, task_id: uuid.UUID) -> list[uuid.UUID] | None:
         """The live task and its ancestors, nearest first; None unless the task is the user's
         and live."""
-        up = (
-            select(Task.id, Task.parent_id, literal(1, Integer()).label("level"))
-            .where(Task.id == task_id, Task.user_id == user_id, Task.deleted_at.is_(None))
-            .cte("up", recursive=True)
-        )
-        up = up.union_all(
-            select(_OTHER.id, _OTHER.parent_id, up.c.level + 1)
-            .join(up, _OTHER.id == up.c.parent_id)
-            .where(_OTHER.deleted_at.is_(None), up.c.level < MAX_WALK)
-        )
-        ids = list((await self._execute(select(up.c.id).order_by(up.c.level))).scalars())
+        ids = list((await self._execute(tree.ancestry(user_id, task_id))).scalars())
         return ids or None
 
     async def subtree_height(self, user_id: uuid.UUID, task_id: uuid.UUID) -> int:
         """Levels of the live subtree under a live task, the task included (a leaf: 1; not
         found: 0)."""
-        down = (
-            select(Task.id, literal(1, Integer()).label("level"))
-            .where(Task.id == task_id, Task.user_id == user_id, Task.deleted_at.is_(None))
-            .cte("down", recursive=True)
-        )
-        down = down.union_all(
-            select(_OTHER.id, down.c.level + 1)
-            .join(down, _OTHER.parent_id == down.c.id)
-            .where(_OTHER.deleted_at.is_(None), down.c.level < MAX_WALK)
-        )
-        height = await self._execute(select(func.coalesce(func.max(down.c.level), 0)))
-        return int(height.scalar_one())
+        return int((await self._execute(tree.subtree_height(user_id, task_id))).scalar_one())
 
     async def live_ids(
         self, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
@@ -201,53 +174,15 @@ class TaskRepository:
         """Soft-delete live tasks and their live subtrees in one statement (one timestamp,
         which is how a restore finds what was deleted together); the ids deleted. With
         `version`, the (single) task must be at it."""
-        roots = select(Task.id, literal(1, Integer()).label("level")).where(
-            Task.id.in_(task_ids), Task.user_id == user_id, Task.deleted_at.is_(None)
-        )
-        if version is not None:
-            roots = roots.where(Task.version == version)
-        subtree = roots.cte("subtree", recursive=True)
-        subtree = subtree.union_all(
-            select(_OTHER.id, subtree.c.level + 1)
-            .join(subtree, _OTHER.parent_id == subtree.c.id)
-            .where(_OTHER.deleted_at.is_(None), subtree.c.level < MAX_WALK)
-        )
-        stmt = (
-            update(Task)
-            .where(Task.id.in_(select(subtree.c.id)), Task.deleted_at.is_(None))
-            .values(
-                deleted_at=func.statement_timestamp(),
-                version=Task.version + 1,
-                updated_at=func.statement_timestamp(),
-            )
-            .returning(Task.id)
-            .execution_options(synchronize_session=False)
-        )
-        return list((await self._execute(stmt)).scalars())
+        statement = tree.soft_delete(user_id, task_ids, version=version)
+        return list((await self._execute(statement)).scalars())
 
     async def deleted_subtree(
         self, user_id: uuid.UUID, task_id: uuid.UUID, *, kept_for: timedelta
     ) -> list[tuple[uuid.UUID, uuid.UUID | None, int]]:
         """A task in the trash (deleted less than `kept_for` ago) and what was deleted with it
         below it: (id, parent id, level), the task first; empty when it is not in the trash."""
-        root = (
-            select(Task.id, Task.parent_id, Task.deleted_at, literal(1, Integer()).label("level"))
-            .where(
-                Task.id == task_id,
-                Task.user_id == user_id,
-                Task.deleted_at
-                > func.statement_timestamp() - bindparam("kept_for", kept_for, type_=Interval()),
-            )
-            .cte("deleted_with", recursive=True)
-        )
-        tree = root.union_all(
-            select(_OTHER.id, _OTHER.parent_id, _OTHER.deleted_at, root.c.level + 1)
-            .join(root, _OTHER.parent_id == root.c.id)
-            .where(_OTHER.deleted_at == root.c.deleted_at, root.c.level < MAX_WALK)
-        )
-        rows = await self._execute(
-            select(tree.c.id, tree.c.parent_id, tree.c.level).order_by(tree.c.level)
-        )
+        rows = await self._execute(tree.deleted_subtree(user_id, task_id, kept_for=kept_for))
         return [(row.id, row.parent_id, row.level) for row in rows]
 
     async def restore(self, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
@@ -331,14 +266,14 @@ class TaskRepository:
         """Deleted tasks still kept (deleted less than `kept_for` ago), newest deletion first
         (`ix_tasks_user_deleted`), after the (deleted_at, id) position; each row is the task
         view and its `deleted_at`."""
-        stmt = _TRASH if after is None else _TRASH_AFTER
+        stmt = TRASH_PAGE if after is None else TRASH_PAGE_AFTER
         parameters: dict[str, Any] = {"user_id": user_id, "kept_for": kept_for, "limit": limit}
         if after is not None:
             parameters.update(after_deleted_at=after[0], after_id=after[1])
         return (await self._execute(stmt, parameters)).all()
 
 
-_TRASH = (
+TRASH_PAGE = (
     select(*VIEW_COLUMNS, Task.deleted_at)
     .where(
         Task.user_id == bindparam("user_id"),
@@ -346,8 +281,12 @@ _TRASH = (
         Task.deleted_at > func.statement_timestamp() - bindparam("kept_for", type_=Interval()),
     )
     .order_by(Task.deleted_at.desc(), Task.id.desc())
-    .limit(bindparam("limit"))
+    .limit(bindparam("limit", type_=Integer()))
 )
-_TRASH_AFTER = _TRASH.where(
-    tuple_(Task.deleted_at, Task.id) < tuple_(bindparam("after_deleted_at"), bindparam("after_id"))
+TRASH_PAGE_AFTER = TRASH_PAGE.where(
+    tuple_(Task.deleted_at, Task.id)
+    < tuple_(
+        bindparam("after_deleted_at", type_=Task.deleted_at.type),
+        bindparam("after_id", type_=Task.id.type),
+    )
 )
