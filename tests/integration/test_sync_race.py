@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +18,8 @@ import pytest
 from sqlalchemy import text
 
 from api.resources import Resources
+from common.maintenance.purge import purge_expired_rows
+from common.models import ChangeOp, EntityKind
 from common.sync.repository import ChangeFeedRepository
 from tests.support.factories import Account, register
 from tests.support.tasks import TASKS, follow_feed
@@ -114,3 +117,55 @@ async def test_two_racing_writers_and_a_follower_nothing_is_skipped(
     assert {tid: v for tid, (op, v) in seen.items() if op == "upsert"} == {
         tid: v for tid, (op, v) in truth.items() if op == "upsert"
     }
+
+
+async def test_a_purge_waits_for_a_writer_of_the_same_owner_and_keeps_what_it_revived(
+    live_client: httpx.AsyncClient, resources: Resources
+) -> None:
+    """The maintenance purge meets a writer that is turning an old tombstone back into an
+    upsert (a restore) on the same owner: the purge waits for the writer's commit instead of
+    deadlocking, then leaves the revived entry alone and does not move the owner's horizon."""
+    account = await register(live_client)
+    user_id = uuid.UUID(account.user["id"])
+    task = (
+        await live_client.post(TASKS, json={"title": "Old one"}, headers=account.headers)
+    ).json()
+    await live_client.delete(f"{TASKS}/{task['id']}", headers=account.headers)
+    async with resources.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE change_feed SET changed_at = now() - interval '40 days' WHERE user_id = :u"
+            ),
+            {"u": user_id},
+        )
+
+    async with resources.engine.connect() as writer:
+        await writer.begin()
+        await ChangeFeedRepository(writer).append(
+            user_id, [(EntityKind.TASK, uuid.UUID(task["id"]), ChangeOp.UPSERT)]
+        )
+        purge = asyncio.create_task(
+            purge_expired_rows(
+                resources.unit_of_work,
+                now=datetime.now(UTC),
+                retention=timedelta(days=30),
+                batch_size=100,
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not purge.done(), "the purge should wait for the owner's writer"
+        await writer.commit()
+
+    report = await asyncio.wait_for(purge, timeout=10)
+
+    assert report["change_feed"] == 0
+    async with resources.engine.connect() as connection:
+        entry = (
+            await connection.execute(
+                text("SELECT op FROM change_feed WHERE entity_id = :t"), {"t": task["id"]}
+            )
+        ).scalar_one()
+        horizon = await connection.scalar(
+            text("SELECT purged_through FROM change_counters WHERE user_id = :u"), {"u": user_id}
+        )
+    assert (entry, horizon) == ("upsert", 0)
