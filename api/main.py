@@ -29,6 +29,8 @@ Task management with a worker platform behind it.
 * **Every response** carries `X-Request-ID` (yours, when it is sane, or a new one).
 * **Authenticated routes** are rate limited per user: every answer carries `RateLimit-Limit`,
   `RateLimit-Remaining` and `RateLimit-Reset`; past the limit, 429 with `Retry-After`.
+* **Lists** page by offset (`page`) or by cursor: every page carries `next_cursor`, opaque and
+  valid only for its list and account. **Clients that keep a copy** follow `GET /sync`.
 """
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi import status as http
@@ -89,6 +91,23 @@ IfNoneMatch = Annotated[
 ]
 
 
+RespondOnce = Callable[[Any, Callable[[], Awaitable[Response]]], Awaitable[Response]]
+
+
+async def respond_once(
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    uow: UnitOfWorkDep,
+    idempotency_key: IdempotencyKey = None,
+) -> RespondOnce:
+    """The request's answer, once per `Idempotency-Key` (`api.idempotency`): a handler gives
+    what identifies the request and the work that answers it."""
+    return functools.partial(resources.idempotency.respond, uow, principal.user_id, idempotency_key)
+
+
+OnceDep = Annotated[RespondOnce, Depends(respond_once)]
+
+
 def _kept_for(resources: Resources) -> timedelta:
     return timedelta(days=resources.settings.purge_retention_days)
 
@@ -119,12 +138,7 @@ def _if_match(header: str | None) -> Precondition | None:
     },
 )
 async def create_task(
-    body: TaskCreate,
-    principal: CurrentPrincipal,
-    tasks: TaskServiceDep,
-    resources: ResourcesDep,
-    uow: UnitOfWorkDep,
-    idempotency_key: IdempotencyKey = None,
+    body: TaskCreate, principal: CurrentPrincipal, tasks: TaskServiceDep, once: OnceDep
 ) -> Response:
     async def create() -> Response:
         task = await tasks.create(principal.user_id, NewTask(**body.model_dump()))
@@ -134,9 +148,8 @@ async def create_task(
             headers={"Location": _location(task.id)},
         )
 
-    request = ["POST /api/v1/tasks", body.model_dump(mode="json", exclude_unset=True)]
-    return await resources.idempotency.respond(
-        uow, principal.user_id, idempotency_key, request, create
+    return await once(
+        ["POST /api/v1/tasks", body.model_dump(mode="json", exclude_unset=True)], create
     )
 
 
@@ -287,12 +300,7 @@ TaskBatchesDep = Annotated[TaskBatches, Depends(get_batches)]
     dependencies=[Depends(within_batch_limit)],
 )
 async def create_tasks(
-    body: TaskBatchCreate,
-    principal: CurrentPrincipal,
-    batches: TaskBatchesDep,
-    resources: ResourcesDep,
-    uow: UnitOfWorkDep,
-    idempotency_key: IdempotencyKey = None,
+    body: TaskBatchCreate, principal: CurrentPrincipal, batches: TaskBatchesDep, once: OnceDep
 ) -> Response:
     async def create() -> Response:
         items = [NewTask(**item.model_dump()) for item in body.items]
@@ -300,9 +308,7 @@ async def create_tasks(
         return json_response(render_items(created), status_code=http.HTTP_201_CREATED)
 
     request = ["POST /api/v1/tasks/batch", body.model_dump(mode="json", exclude_unset=True)]
-    return await resources.idempotency.respond(
-        uow, principal.user_id, idempotency_key, request, create
-    )
+    return await once(request, create)
 
 
 @router.patch(
@@ -317,21 +323,14 @@ async def create_tasks(
     dependencies=[Depends(within_batch_limit)],
 )
 async def update_tasks(
-    body: TaskBatchUpdate,
-    principal: CurrentPrincipal,
-    batches: TaskBatchesDep,
-    resources: ResourcesDep,
-    uow: UnitOfWorkDep,
-    idempotency_key: IdempotencyKey = None,
+    body: TaskBatchUpdate, principal: CurrentPrincipal, batches: TaskBatchesDep, once: OnceDep
 ) -> Response:
     async def update() -> Response:
         edits = [TaskEdit(item.id, item.version, item.changes()) for item in body.items]
         return json_response(render_items(await batches.update(principal.user_id, edits)))
 
     request = ["PATCH /api/v1/tasks/batch", body.model_dump(mode="json", exclude_unset=True)]
-    return await resources.idempotency.respond(
-        uow, principal.user_id, idempotency_key, request, update
-    )
+    return await once(request, update)
 
 
 @router.post(
@@ -345,21 +344,13 @@ async def update_tasks(
     dependencies=[Depends(within_batch_limit)],
 )
 async def delete_tasks(
-    body: TaskBatchDelete,
-    principal: CurrentPrincipal,
-    batches: TaskBatchesDep,
-    resources: ResourcesDep,
-    uow: UnitOfWorkDep,
-    idempotency_key: IdempotencyKey = None,
+    body: TaskBatchDelete, principal: CurrentPrincipal, batches: TaskBatchesDep, once: OnceDep
 ) -> Response:
     async def delete() -> Response:
         await batches.delete(principal.user_id, body.ids)
         return Response(status_code=http.HTTP_204_NO_CONTENT)
 
-    request = ["POST /api/v1/tasks/batch/delete", body.model_dump(mode="json")]
-    return await resources.idempotency.respond(
-        uow, principal.user_id, idempotency_key, request, delete
-    )
+    return await once(["POST /api/v1/tasks/batch/delete", body.model_dump(mode="json")], delete)
 
 
 @router.get(

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Integer,
     Row,
     Uuid,
@@ -86,6 +87,21 @@ _PAGE = (
     .limit(bindparam("limit", type_=Integer()))
     .lateral("page")
 )
+
+
+def _upserted(
+    model: type[Task] | type[Category], kind: EntityKind, *conditions: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """Join an upsert of the page to its entity, the counter's user's."""
+    return and_(
+        _PAGE.c.kind == kind,
+        _PAGE.c.op == ChangeOp.UPSERT,
+        model.id == _PAGE.c.entity_id,
+        model.user_id == ChangeCounter.user_id,
+        *conditions,
+    )
+
+
 READ_CHANGES = (
     select(
         ChangeCounter.last_seq,
@@ -99,25 +115,8 @@ READ_CHANGES = (
     )
     .select_from(ChangeCounter)
     .outerjoin(_PAGE, true())
-    .outerjoin(
-        Task,
-        and_(
-            _PAGE.c.kind == EntityKind.TASK,
-            _PAGE.c.op == ChangeOp.UPSERT,
-            Task.id == _PAGE.c.entity_id,
-            Task.user_id == ChangeCounter.user_id,
-            Task.deleted_at.is_(None),
-        ),
-    )
-    .outerjoin(
-        Category,
-        and_(
-            _PAGE.c.kind == EntityKind.CATEGORY,
-            _PAGE.c.op == ChangeOp.UPSERT,
-            Category.id == _PAGE.c.entity_id,
-            Category.user_id == ChangeCounter.user_id,
-        ),
-    )
+    .outerjoin(Task, _upserted(Task, EntityKind.TASK, Task.deleted_at.is_(None)))
+    .outerjoin(Category, _upserted(Category, EntityKind.CATEGORY))
     .where(ChangeCounter.user_id == bindparam("user_id"))
     .order_by(_PAGE.c.seq)
 )

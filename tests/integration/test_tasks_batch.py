@@ -222,31 +222,19 @@ async def test_a_batch_update_refuses_unknown_foreign_and_repeated_tasks(
     mine = await create_task(client, account)
     theirs = await create_task(client, stranger)
 
+    items = [
+        {"id": mine["id"], "version": 1, "title": "Changed"},
+        {"id": theirs["id"], "version": 1, "title": "Not mine"},
+        {"id": str(uuid.uuid4()), "version": 1, "title": "Nobody's"},
+        {"id": mine["id"], "version": 2, "title": "Again"},
+    ]
     response = await _batch_patch(
-        client,
-        account,
-        [
-            {"id": mine["id"], "version": 1, "title": "Changed"},
-            {"id": theirs["id"], "version": 1, "title": "Not mine"},
-            {"id": str(uuid.uuid4()), "version": 1, "title": "Nobody's"},
-            {"id": mine["id"], "version": 2, "title": "Again"},
-            {"id": mine["id"], "title": "No version"},
-        ],
+        client, account, [*items, {"id": mine["id"], "title": "No version"}]
     )
-
     assert response.status_code == 400
     assert _errors(response) == [("body", "items", 4, "version")]  # the schema first
 
-    response = await _batch_patch(
-        client,
-        account,
-        [
-            {"id": mine["id"], "version": 1, "title": "Changed"},
-            {"id": theirs["id"], "version": 1, "title": "Not mine"},
-            {"id": str(uuid.uuid4()), "version": 1, "title": "Nobody's"},
-            {"id": mine["id"], "version": 2, "title": "Again"},
-        ],
-    )
+    response = await _batch_patch(client, account, items)
 
     assert response.status_code == 400
     assert _errors(response) == [
