@@ -37,7 +37,7 @@ from api.schemas.tasks import (
     TrashPage,
 )
 from common.cursors import MAX_CURSOR_LENGTH
-from common.errors import RateLimited, ServiceUnavailable
+from common.errors import RateLimited
 from common.tasks.batch import TaskBatches, TaskEdit
 from common.tasks.errors import PreconditionRequired
 from common.tasks.queries import MAX_LIMIT, SORT_FIELDS, parse_list_query
@@ -273,13 +273,8 @@ async def within_batch_limit(principal: CurrentPrincipal, resources: ResourcesDe
         limit=settings.batch_rate_limit,
         window_seconds=settings.batch_rate_window_seconds,
     )
-    if result.allowed:
-        return
-    if result.degraded:
-        raise ServiceUnavailable(
-            "Rate limiting is unavailable; try again shortly", headers={"Retry-After": "5"}
-        )
-    raise RateLimited("Too many batches for this account; slow down", headers=result.headers)
+    if not result.allowed:
+        raise RateLimited("Too many batches for this account; slow down", headers=result.headers)
 
 
 async def get_batches(uow: UnitOfWorkDep) -> TaskBatches:

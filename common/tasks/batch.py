@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from common.db.changes import ChangeKind, TaskChanged
 from common.db.uow import UnitOfWork
-from common.errors import AppError, InvalidInput, NotFound, VersionConflict
+from common.errors import InvalidInput, NotFound, VersionConflict
 from common.logging import get_logger
 from common.tasks.errors import batch_rejected, item_error
 from common.tasks.repository import TaskRepository
@@ -141,8 +141,6 @@ async def _attempt(
         )
     except NotFound as error:
         errors.append(item_error(["items", index, "id"], error.detail, "not_found"))
-    except AppError as error:
-        errors.append(item_error(["items", index], error.detail, error.code))
     else:
         return result
     return None

@@ -93,13 +93,17 @@ def position_of(row: Any, keys: Sequence[Key]) -> list[Any]:
 
 def parse_position(values: Any, keys: Sequence[Key]) -> tuple[Any, ...]:
     """The bind values of a position; ValueError when it does not fit the ordering."""
+    unfit = ValueError("the position does not fit the ordering")
     if not isinstance(values, list) or len(values) != len(keys):
-        raise ValueError("the position does not fit the ordering")
+        raise unfit
     parsed = []
     for key, value in zip(keys, values, strict=True):
         if value is None and not key.nullable:
-            raise ValueError(f"{key.field} cannot be null")
-        parsed.append(None if value is None else FIELDS[key.field].parse(value))
+            raise unfit
+        try:
+            parsed.append(None if value is None else FIELDS[key.field].parse(value))
+        except ValueError:
+            raise unfit from None
     return tuple(parsed)
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.resources import Resources
-from common.db.changes import ChangeKind, TaskChanged
+from common.db.changes import ChangeKind, DomainChange, TaskChanged
 from common.maintenance.purge import purge_expired_rows
-from common.models import ChangeCounter, ChangeFeedEntry
+from common.models import ChangeCounter, ChangeFeedEntry, Task
 from tests.support.factories import Account, register
 from tests.support.tasks import (
     CATEGORIES,
@@ -297,3 +297,26 @@ async def account_with_history(client: httpx.AsyncClient) -> tuple[Account, list
         assert response.status_code == 204
         deleted.append(task["id"])
     return account, deleted
+
+
+async def test_an_upsert_whose_entity_is_gone_reads_as_a_tombstone(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """As while an account's rows are being erased: never an upsert without data."""
+    account = await register(client)
+    task = await create_task(client, account)
+    await session.execute(delete(Task).where(Task.id == uuid.UUID(task["id"])))
+    await session.flush()
+
+    changes, _ = await follow_feed(client, account)
+
+    assert changes == [{"kind": "task", "id": task["id"], "op": "delete", "seq": 1}]
+
+
+async def test_changes_of_other_kinds_leave_the_feed_alone(
+    client: httpx.AsyncClient, test_resources: Resources, session: AsyncSession
+) -> None:
+    account = await register(client)
+    async with test_resources.unit_of_work() as uow:
+        uow.record(DomainChange(uuid.UUID(account.user["id"])))
+    assert (await session.execute(select(ChangeFeedEntry.seq))).all() == []

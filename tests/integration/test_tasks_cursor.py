@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from api.resources import Resources
+from common.tasks.queries import parse_list_query
 from tests.support.factories import Account, register
 from tests.support.tasks import (
     CATEGORIES,
@@ -254,3 +257,18 @@ async def test_another_accounts_category_cursor_is_a_400(client: httpx.AsyncClie
         CATEGORIES, params={"limit": 1, "cursor": cursor}, headers=mine.headers
     )
     assert response.status_code == 400
+
+
+async def test_a_signed_cursor_whose_position_does_not_fit_is_a_400(
+    client: httpx.AsyncClient, varied: Account, test_resources: Resources
+) -> None:
+    """Only a bug (or a leaked key) could sign one; it is still a 400, never a 500."""
+    user_id = uuid.UUID(varied.user["id"])
+    query = parse_list_query()
+    cursors = test_resources.cursors
+    odd_list = cursors.sign("tasks", user_id, {"q": query.fingerprint(), "a": ["x"]})
+    odd_trash = cursors.sign("trash", user_id, {"d": "yesterday", "i": "x"})
+    for url, cursor in ((TASKS, odd_list), (f"{TASKS}/trash", odd_trash)):
+        response = await client.get(url, params={"cursor": cursor}, headers=varied.headers)
+        assert response.status_code == 400, url
+        assert "does not fit" in response.json()["detail"]
