@@ -1,4 +1,5 @@
-"""Tasks: create, read, list, update (optimistic locking), delete, and their categories."""
+"""Tasks: create, read, list (offset or cursor pages), update (optimistic locking), delete,
+their categories, subtasks, batches of up to 100, and the trash."""
 
 from __future__ import annotations
 
@@ -128,7 +129,9 @@ def _if_match(header: str | None) -> Precondition | None:
     status_code=http.HTTP_201_CREATED,
     response_model=TaskOut,
     summary="Create a task",
-    description="New tasks are `pending` and `medium` unless said otherwise. With an "
+    description="New tasks are `pending` and `medium` unless said otherwise; `parent_id` "
+    "makes it a subtask (400 naming it when the parent is not one of your live tasks or the "
+    "task would sit more than three levels deep). With an "
     "`Idempotency-Key` header a retried request (same key, same body, within 24 h) returns the "
     "first response with `Idempotent-Replayed: true` and creates nothing; the same key with a "
     "different body is a 422, and a duplicate sent while the first is still running a 409.",
