@@ -67,6 +67,10 @@ class TaskBatches:
         """Each edit as `PATCH /tasks/{id}` with `version` would make it, in order (a later
         item sees the earlier ones: a task may move under one moved just before)."""
         errors = _repeated([edit.task_id for edit in edits], "id")
+        # Locks in a fixed order, tree first: as a delete or a move takes them.
+        if any("parent_id" in edit.changes for edit in edits):
+            await self._service.lock_tree(user_id)
+        await self._tasks.lock(user_id, [edit.task_id for edit in edits])
         updated: list[TaskRow] = []
         for index, edit in enumerate(edits):
             if any(error["loc"][2] == index for error in errors):

@@ -159,6 +159,18 @@ class TaskRepository:
         found: 0)."""
         return int((await self._execute(tree.subtree_height(user_id, task_id))).scalar_one())
 
+    async def lock(self, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID]) -> None:
+        """Lock the user's tasks among these for an update, in id order: two transactions
+        that each update several of the same tasks then wait for each other instead of
+        deadlocking (each would otherwise lock them in its own order)."""
+        stmt = (
+            select(Task.id)
+            .where(Task.id.in_(task_ids), Task.user_id == user_id)
+            .order_by(Task.id)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as an UPDATE takes
+        )
+        await self._execute(stmt)
+
     async def live_ids(
         self, user_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
     ) -> Sequence[uuid.UUID]:
