@@ -67,9 +67,10 @@ class TaskBatches:
         """Each edit as `PATCH /tasks/{id}` with `version` would make it, in order (a later
         item sees the earlier ones: a task may move under one moved just before)."""
         errors = _repeated([edit.task_id for edit in edits], "id")
-        # Locks in a fixed order, tree first: as a delete or a move takes them.
-        if any("parent_id" in edit.changes for edit in edits):
-            await self._service.lock_tree(user_id)
+        # Several tasks at once: the tree lock first (deletes and restores of subtrees take
+        # it too), then the tasks in id order (as another batch would), so no two writes of
+        # several tasks can wait for each other's rows.
+        await self._service.lock_tree(user_id)
         await self._tasks.lock(user_id, [edit.task_id for edit in edits])
         updated: list[TaskRow] = []
         for index, edit in enumerate(edits):

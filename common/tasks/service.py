@@ -3,9 +3,11 @@ and the trash.
 
 Subtasks: a parent is a live task of the same user, a task never sits under itself or its own
 subtasks, and tasks nest at most `MAX_DEPTH` levels. Every change of the tree's shape (a new
-parent, a delete, a restore) first takes the owner's tree lock (`TaskRepository.lock_tree`), so
-the checks see every earlier change of the tree committed. Deleting a task deletes its live
-subtree with it; restoring it brings back what was deleted with it.
+parent, a delete, a restore) and every write of several tasks at once (a subtree, a batch)
+first takes the owner's tree lock (`TaskRepository.lock_tree`): the checks see every earlier
+change of the tree committed, and no two writes of several rows wait for each other's.
+Deleting a task deletes its live subtree with it; restoring it brings back what was deleted
+with it.
 
 Every write records a `TaskChanged` in the unit of work, which commits it; its subscribers
 then bump the owner's cache generation (reads of single tasks and list pages, cached, are
