@@ -231,6 +231,8 @@ TasksReader = Annotated[Principal, _principal(Scope.TASKS_READ)]
 TasksWriter = Annotated[Principal, _principal(Scope.TASKS_WRITE)]
 CategoriesReader = Annotated[Principal, _principal(Scope.CATEGORIES_READ)]
 CategoriesWriter = Annotated[Principal, _principal(Scope.CATEGORIES_WRITE)]
+TasksAndCategoriesReader = Annotated[Principal, _principal(Scope.TASKS_READ, Scope.CATEGORIES_READ)]
+"""Both lists at once (the change feed)."""
 AccountReader = Annotated[Principal, _principal(Scope.ACCOUNT_READ)]
 WebhooksReader = Annotated[Principal, _principal(Scope.WEBHOOKS_READ)]
 WebhooksWriter = Annotated[Principal, _principal(Scope.WEBHOOKS_WRITE)]

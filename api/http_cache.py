@@ -88,6 +88,8 @@ def documented_problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         "path parameter (a malformed UUID in the path is a 400 too)",
         404: "Not found: missing, deleted, or another user's (never told apart)",
         409: "Conflict (see the problem `type`)",
+        410: "Gone: the cursor is older than the kept tombstones (or newer than the server's "
+        "data): resync from the start (`resync-required`)",
         412: "Precondition failed: If-Match names a representation that is no longer current",
         422: "Idempotency-Key already used with a different request body",
         428: "Precondition required: send `version` in the body or an If-Match header",

@@ -17,7 +17,18 @@ from api.metrics import observe_pool
 from api.middleware import MetricsGate, RequestContextMiddleware
 from api.problems import Problem, problem_responses
 from api.resources import Resources
-from api.routers import auth, categories, exports, health, sessions, tasks, tokens, users, webhooks
+from api.routers import (
+    auth,
+    categories,
+    exports,
+    health,
+    sessions,
+    sync,
+    tasks,
+    tokens,
+    users,
+    webhooks,
+)
 from common.accounts.scopes import ACCOUNT_MANAGEMENT
 from common.config import Settings, get_settings
 from common.logging import configure_logging
@@ -35,6 +46,8 @@ Task management with a worker platform behind it.
   personal access token (`tp_pat_...`) limited to its scopes. Each route names the scope it
   needs; a token without it gets 403 `insufficient-scope`, and account management (password,
   address, sessions, tokens, exports, deletion) answers a token 403 `session-required`.
+* **Lists** page by offset (`page`) or by cursor: every page carries `next_cursor`, opaque and
+  valid only for its list and account. **Clients that keep a copy** follow `GET /sync`.
 """
 
 
@@ -91,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(categories.router)
     app.include_router(webhooks.router)
+    app.include_router(sync.router)
     # After the hot routes: requests are matched against routes in order.
     app.include_router(sessions.router)
     app.include_router(tokens.router)

@@ -32,6 +32,11 @@ class Problem(BaseModel):
     current_version: int | None = Field(
         default=None, description="Only on version conflicts (409)", examples=[4]
     )
+    parent_id: str | None = Field(
+        default=None,
+        description="Only on `parent-deleted` (409): the parent to restore first",
+        examples=[None],
+    )
 
 
 def problem_response(
@@ -68,6 +73,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Forbidden",
         404: "Not found (also for other users' resources)",
         409: "Conflict",
+        410: "Gone",
         412: "Precondition failed (stale If-Match)",
         413: "Request body too large",
         423: "Account temporarily locked (see Retry-After)",

@@ -14,6 +14,7 @@ from common.auth.revocation import TokenRevocations
 from common.auth.tokens import AccessTokenVerifier
 from common.cache import ResponseCache
 from common.config import Settings
+from common.cursors import Cursors
 from common.db.session import (
     ReadConnection,
     autocommit_reads,
@@ -49,6 +50,7 @@ class Resources:
     cache: ResponseCache
     subscribers: Subscribers
     idempotency: IdempotencyStore
+    cursors: Cursors
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
@@ -90,6 +92,7 @@ class Resources:
             cache=cache,
             subscribers=change_subscribers(cache),
             idempotency=IdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds),
+            cursors=Cursors(settings.jwt_secret.get_secret_value()),
         )
 
     def unit_of_work(self) -> UnitOfWork:

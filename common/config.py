@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     user_rate_limit_window_seconds: PositiveInt = 60
     """Per user, on every authenticated route. The load test's busiest user (an action every
     1-5 s, a request or two each) makes 20-120 requests a minute: 600 is 5x the worst."""
+    batch_rate_limit: PositiveInt = 60
+    batch_rate_window_seconds: PositiveInt = 60
+    """Per user, for the batch routes (each up to 100 tasks), besides the per-user limit: a
+    batch counts once there, but writes up to a hundred tasks."""
     refresh_rate_limit: PositiveInt = 30
     refresh_rate_window_seconds: PositiveInt = 600
     """Per session: a client refreshes about once an access-token lifetime."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from common.cache import ResponseCache
 from common.db.changes import CategoryChanged, DomainChange, TaskChanged
 from common.db.uow import Subscribers
+from common.sync.feed import record_in_feed
 from common.webhooks.events import write_deliveries
 
 
@@ -19,4 +20,7 @@ def change_subscribers(cache: ResponseCache) -> Subscribers:
         for user_id in owners:
             await cache.invalidate(user_id)
 
-    return Subscribers(in_transaction=[write_deliveries], after_commit=[invalidate_cached_reads])
+    return Subscribers(
+        in_transaction=[record_in_feed, write_deliveries],
+        after_commit=[invalidate_cached_reads],
+    )

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from common.cache import ResponseCache
 from common.categories.service import CategoryService
+from common.cursors import Cursors
 from common.db.session import session_reads
 from common.db.uow import UnitOfWork
 from common.logging import get_logger
@@ -25,9 +26,10 @@ MAX_USERS_PER_RUN = 500
 
 
 class CacheWarmer:
-    def __init__(self, uow: UnitOfWork, cache: ResponseCache) -> None:
+    def __init__(self, uow: UnitOfWork, cache: ResponseCache, cursors: Cursors) -> None:
         self._uow = uow
         self._cache = cache
+        self._cursors = cursors
         self._users = UserRepository(uow.session)
 
     async def warm(self, user_id: uuid.UUID) -> bool:
@@ -35,10 +37,9 @@ class CacheWarmer:
         when the user no longer exists."""
         if await self._users.get(user_id) is None:
             return False
-        await TaskReader(session_reads(self._uow.session), self._cache).list_json(
-            user_id, TaskListQuery()
-        )
-        await CategoryService(self._uow, self._cache).list_json(user_id)
+        reads = session_reads(self._uow.session)
+        await TaskReader(reads, self._cache, self._cursors).list_json(user_id, TaskListQuery())
+        await CategoryService(self._uow, self._cache, self._cursors).list_json(user_id)
         return True
 
     async def warm_recently_active(

@@ -18,7 +18,8 @@ cache generations in it). Scenarios:
 * task-warm / task-cold: `GET /api/v1/tasks/{id}` the same two ways;
 * patch: `PATCH /api/v1/tasks/{id}` with `If-Match: *` and a new title each time (a real write:
   the version bumps, the cache generation bumps);
-* create: `POST /api/v1/tasks`.
+* create: `POST /api/v1/tasks`;
+* create-batch: `POST /api/v1/tasks/batch` with 100 tasks (its `CPU ms` / 100 is a task's).
 
 The client is a minimal HTTP/1.1 keep-alive loop, cheap enough not to be the bottleneck on a
 small machine. Hit and miss counts come from the server's /metrics.
@@ -230,6 +231,7 @@ def spawn_server(port: int, log_level: str) -> subprocess.Popen[bytes]:
         "TASKPIPE_LOG_LEVEL": log_level,
         "TASKPIPE_REGISTER_RATE_LIMIT": "1000000",
         "TASKPIPE_USER_RATE_LIMIT": "1000000000",
+        "TASKPIPE_BATCH_RATE_LIMIT": "1000000000",
     }
     command = [
         sys.executable,
@@ -303,6 +305,13 @@ def scenarios(
         body = orjson.dumps({"title": f"Benchmark create {next(edits)}", "priority": "high"})
         return build_request(host, LIST, token, method="POST", body=body)
 
+    def create_batch() -> bytes:
+        items = [
+            {"title": f"Benchmark create {next(edits)}", "priority": "high"} for _ in range(100)
+        ]
+        body = orjson.dumps({"items": items})
+        return build_request(host, f"{LIST}/batch", token, method="POST", body=body)
+
     return [
         Scenario("bare", lambda: build_request(host, "/health", None)),
         Scenario("list-warm", lambda: list_page),
@@ -311,6 +320,7 @@ def scenarios(
         Scenario("task-cold", lambda: one_task, before_each=bump),
         Scenario("patch", patch),
         Scenario("create", create, expect=201),
+        Scenario("create-batch", create_batch, expect=201),
     ]
 
 

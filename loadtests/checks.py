@@ -19,7 +19,10 @@ TASK_FIELDS = frozenset(
         "status",
         "priority",
         "due_date",
+        "parent_id",
         "categories",
+        "subtask_count",
+        "completed_subtask_count",
         "version",
         "created_at",
         "updated_at",
@@ -152,4 +155,37 @@ def categories_problem(body: Any) -> str | None:
         return "total differs from the number of categories"
     if not all(isinstance(item, dict) and {"id", "name", "color"} <= item.keys() for item in items):
         return "a category lacks id/name/color"
+    return None
+
+
+SYNC_FIELDS = frozenset({"changes", "next_cursor", "has_more"})
+CHANGE_KINDS = frozenset({"task", "category"})
+
+
+def sync_problem(body: Any, after_seq: int | None = None) -> str | None:
+    """What is wrong with a page of the change feed: its shape, `seq` order (after the last
+    `seq` this client saw), and each upsert's data."""
+    if not isinstance(body, dict) or not body.keys() >= SYNC_FIELDS:
+        return "a sync answer lacks changes/next_cursor/has_more"
+    if not isinstance(body["next_cursor"], str) or not isinstance(body["has_more"], bool):
+        return "next_cursor is not a string or has_more not a boolean"
+    changes = body["changes"]
+    if not isinstance(changes, list):
+        return "changes is not a list"
+    last = after_seq or 0
+    for change in changes:
+        if not isinstance(change, dict) or change.get("kind") not in CHANGE_KINDS:
+            return "a change has no known kind"
+        if not isinstance(change.get("seq"), int) or change["seq"] <= last:
+            return "changes are not in increasing seq order after the cursor"
+        last = change["seq"]
+        if change.get("op") == "delete":
+            if "data" in change:
+                return "a tombstone carries data"
+        elif change.get("op") != "upsert" or not isinstance(change.get("data"), dict):
+            return "an upsert without data"
+        elif change["data"].get("id") != change.get("id"):
+            return "an upsert's data is another entity"
+        elif change["kind"] == "task" and (problem := task_problem(change["data"])):
+            return problem
     return None

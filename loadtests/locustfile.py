@@ -3,7 +3,7 @@
     make loadtest                                   (everything: platform, seed, run, report)
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 -u 100 -r 10 -t 2m --headless
 
-Two kinds of simulated user share the same behaviour code with different mixes:
+Three kinds of simulated user share the same behaviour code with different mixes:
 
 * `Reader` (3 of 4 users): opens the app, looks at lists (filters, sorts, search, next pages),
   opens tasks (with `If-None-Match`, so unchanged ones cost a 304), ticks tasks off.
@@ -11,6 +11,11 @@ Two kinds of simulated user share the same behaviour code with different mixes:
   `If-Match` ETag), completing, deleting, labelling tasks with categories, and now and then a
   deliberate edit from a stale copy (another device) that must answer 409 (body version) or 412
   (If-Match): those conflicts are expected and count as successes.
+* `Syncer` (1 in 5): a mobile or desktop app that keeps a copy: a full sync of the change feed
+  when it opens (`GET /sync` along `next_cursor`), then polls it with its cursor (mostly
+  "nothing new", a cache hit), writes now and then (edits, completions, deletions, a batch
+  of new tasks) and checks that the feed brings back every change it made (a 410 starts a
+  full sync again).
 
 Both resume the session the seed opened for their account (`POST /auth/refresh`, no bcrypt), as
 real clients holding a refresh token do; a few sign in with their password instead, and a small
@@ -49,6 +54,7 @@ from loadtests.checks import (
     conditional_problem,
     conflict_version,
     page_problem,
+    sync_problem,
     task_problem,
     task_reply_problem,
     token_problem,
@@ -65,7 +71,9 @@ actions/s. People in a task app act every 10-30 s; this is a busy user, harsher 
 
 READER_WEIGHT = 3
 PLANNER_WEIGHT = 1
-"""Share of each kind of user: most people mostly read their lists."""
+SYNCER_WEIGHT = 1
+"""Share of each kind of user: most people mostly read their lists; one in five uses an app
+that syncs."""
 
 READER_ACTIONS = {
     "list_tasks": 480,
@@ -94,6 +102,23 @@ PLANNER_ACTIONS = {
 }
 """What a planner does next, in 1000ths: 48 % reads, 51 % writes. Over both kinds ~82 % of the
 actions read; logins are 0.2 % (~0.7/s at 1000 users, ~170 ms of bcrypt CPU per second)."""
+
+SYNCER_ACTIONS = {
+    "poll_changes": 700,
+    "complete_task": 80,
+    "update_task": 80,
+    "create_tasks_batch": 60,
+    "delete_task": 40,
+    "list_categories": 30,
+    "refresh_session": 8,
+    "sign_in_again": 2,
+}
+"""What a syncing app does next, in 1000ths: mostly polls the change feed, 26 % writes."""
+
+SYNC_PAGE_SIZE = 100
+MAX_SYNC_PAGES = 50
+"""A full sync of a seeded account (200 tasks) takes 3 pages; this bounds a runaway one."""
+BATCH_SIZES = (2, 5)
 
 LIST_VARIANTS = {
     "first_page": 40,
@@ -282,8 +307,15 @@ class TaskAppUser(FastHttpUser):
         if not resumed and not self._login():
             raise StopUser  # failure already recorded; a user without a session can do nothing
         if _reads_enabled(self.environment):
-            self.list_categories()  # the home screen: labels and the first page of tasks
-            self._list({})
+            self.open_app()
+
+    def open_app(self) -> None:
+        """The home screen: labels and the first page of tasks."""
+        self.list_categories()
+        self._list({})
+
+    def _wrote(self, task_id: str, version: int | None) -> None:
+        """This client changed the task (to `version`; None: deleted it)."""
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -534,6 +566,7 @@ class TaskAppUser(FastHttpUser):
         )
         if reply is not None:
             self._remember(reply.body, reply.etag)
+            self._wrote(reply.body["id"], 1)
 
     @tag("write")
     def update_task(self) -> None:
@@ -592,6 +625,7 @@ class TaskAppUser(FastHttpUser):
             self.state.tasks.pop(task_id, None)
             return None
         self._remember(reply.body, reply.etag)
+        self._wrote(task_id, reply.body["version"])
         return dict(reply.body)
 
     @tag("write")
@@ -639,7 +673,8 @@ class TaskAppUser(FastHttpUser):
         if task_id is None:
             return
         self.state.tasks.pop(task_id)
-        self.call("DELETE", routes.TASK, path={"task_id": task_id}, expect=(204,))
+        if self.call("DELETE", routes.TASK, path={"task_id": task_id}, expect=(204,)):
+            self._wrote(task_id, None)
 
     @tag("write")
     def assign_category(self) -> None:
@@ -720,6 +755,110 @@ class TaskAppUser(FastHttpUser):
         )
 
 
+class SyncingApp(TaskAppUser):
+    """An app that keeps a copy of the account and syncs it through the change feed."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        self.cursor: str | None = None
+        self.last_seq = 0
+        self.unconfirmed: dict[str, int | None] = {}  # own writes the feed has not shown yet
+        super().on_start()
+
+    def open_app(self) -> None:
+        self.poll_changes()
+
+    def _wrote(self, task_id: str, version: int | None) -> None:
+        self.unconfirmed[task_id] = version
+
+    @tag("read")
+    def poll_changes(self) -> None:
+        """Follow the feed from the cursor until it has nothing more; a 410 starts over from
+        the beginning (a full sync), as a real app must."""
+        for _ in range(MAX_SYNC_PAGES):
+            query: dict[str, Any] = {"limit": SYNC_PAGE_SIZE}
+            if self.cursor is not None:
+                query["since"] = self.cursor
+            reply = self.call(
+                "GET", routes.SYNC, query=query, expect=(200, 410), check=self._check_changes
+            )
+            if reply is None:
+                return
+            if reply.status == 410:
+                self.cursor, self.last_seq = None, 0
+                self.state.tasks.clear()
+                continue
+            for change in reply.body["changes"]:
+                self._apply(change)
+            self.cursor = reply.body["next_cursor"]
+            if not reply.body["has_more"]:
+                return
+
+    def _check_changes(self, status: int, body: Any) -> str | None:
+        if status != 200:
+            return None
+        problem = sync_problem(body, self.last_seq)
+        if problem or body["has_more"]:
+            return problem
+        seen = {change["id"]: change for change in body["changes"]}
+        for task_id, version in self.unconfirmed.items():
+            change = seen.get(task_id)
+            if change is None:
+                return "the feed missed a change this client made"
+            if change["op"] == "upsert" and (
+                version is None or change["data"]["version"] < version
+            ):
+                return "the feed shows a task older than this client's own write"
+        return None
+
+    def _apply(self, change: dict[str, Any]) -> None:
+        self.last_seq = change["seq"]
+        task_id = change["id"]
+        self.unconfirmed.pop(task_id, None)
+        if change["kind"] == "category":
+            if change["op"] == "delete" and task_id in self.state.categories:
+                self.state.categories.remove(task_id)
+            elif change["op"] == "upsert" and task_id not in self.state.categories:
+                self.state.categories.append(task_id)
+        elif change["op"] == "delete":
+            self.state.tasks.pop(task_id, None)
+        else:
+            self._remember(change["data"])
+
+    @tag("write")
+    def create_tasks_batch(self) -> None:
+        items = [
+            {"title": task_title(), "priority": random.choice(PRIORITIES)}
+            for _ in range(random.randint(*BATCH_SIZES))
+        ]
+
+        def check(_: int, body: Any) -> str | None:
+            created = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(created, list) or len(created) != len(items):
+                return "a batch answer does not list every new task"
+            for task, item in zip(created, items, strict=True):
+                problem = task_problem(task)
+                if problem:
+                    return problem
+                if task["title"] != item["title"] or task["version"] != 1:
+                    return "a batch answer differs from its items"
+            return None
+
+        reply = self.call(
+            "POST",
+            routes.TASKS_BATCH,
+            body={"items": items},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+            expect=(201,),
+            check=check,
+        )
+        if reply is not None:
+            for task in reply.body["items"]:
+                self._remember(task)
+                self._wrote(task["id"], 1)
+
+
 def _reads_enabled(environment: Environment) -> bool:
     """False when `--tags`/`--exclude-tags` leave the "read" actions out (e.g. `--tags auth`)."""
     options = environment.parsed_options
@@ -752,8 +891,10 @@ def _unexpected(status: int, expect: tuple[int, ...], body: Any, error: Any) -> 
     return f"expected {wanted}, got {status}" + (f" ({title})" if title else "")
 
 
-def _mix(actions: dict[str, int]) -> dict[Callable[..., Any], int]:
-    return {getattr(TaskAppUser, name): weight for name, weight in actions.items()}
+def _mix(
+    actions: dict[str, int], behaviour: type[TaskAppUser] = TaskAppUser
+) -> dict[Callable[..., Any], int]:
+    return {getattr(behaviour, name): weight for name, weight in actions.items()}
 
 
 class Reader(TaskAppUser):
@@ -764,3 +905,8 @@ class Reader(TaskAppUser):
 class Planner(TaskAppUser):
     weight = PLANNER_WEIGHT
     tasks = _mix(PLANNER_ACTIONS)
+
+
+class Syncer(SyncingApp):
+    weight = SYNCER_WEIGHT
+    tasks = _mix(SYNCER_ACTIONS, SyncingApp)

@@ -17,6 +17,8 @@ TASKS = "/api/v1/tasks"
 TASK = "/api/v1/tasks/{task_id}"
 TASK_CATEGORY = "/api/v1/tasks/{task_id}/categories/{category_id}"
 CATEGORIES = "/api/v1/categories"
+TASKS_BATCH = "/api/v1/tasks/batch"
+SYNC = "/api/v1/sync"
 
 ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -32,6 +34,8 @@ ENDPOINTS: frozenset[tuple[str, str]] = frozenset(
         ("POST", TASK_CATEGORY),
         ("DELETE", TASK_CATEGORY),
         ("GET", CATEGORIES),
+        ("POST", TASKS_BATCH),
+        ("GET", SYNC),
     }
 )
 """Every (method, template) the scenario may send; the locustfile refuses anything else."""

@@ -56,7 +56,14 @@ LINKS_PER_TASK_MIX = ((0, 50), (1, 35), (2, 15))
 DUE_DATE_SHARE = 0.7
 HISTORY = timedelta(days=90)
 Row = tuple[Any, ...]
-ANALYZED = ("users", "tasks", "categories", "task_categories", "refresh_token_families")
+ANALYZED = (
+    "users",
+    "tasks",
+    "categories",
+    "task_categories",
+    "refresh_token_families",
+    "change_feed",
+)
 
 USER_COLUMNS = (
     "id", "email", "password_hash", "full_name", "email_verified_at",
@@ -70,6 +77,8 @@ TASK_COLUMNS = (
 LINK_COLUMNS = ("task_id", "category_id")
 FAMILY_COLUMNS = ("id", "user_id", "created_at")
 REFRESH_COLUMNS = ("id", "family_id", "token_hash", "expires_at", "created_at")
+FEED_COLUMNS = ("user_id", "kind", "entity_id", "seq", "op", "changed_at")
+COUNTER_COLUMNS = ("user_id", "last_seq")
 
 # Seeded accounts: upserted, so their ids survive a re-seed.
 UPSERT_USERS = """
@@ -89,6 +98,8 @@ CLEAR_DATA = (
     """DELETE FROM task_categories tc USING tasks t
        WHERE tc.task_id = t.id AND t.user_id = ANY($1::uuid[])""",
     "DELETE FROM tasks WHERE user_id = ANY($1::uuid[])",
+    "DELETE FROM change_feed WHERE user_id = ANY($1::uuid[])",
+    "DELETE FROM change_counters WHERE user_id = ANY($1::uuid[])",
     "DELETE FROM categories WHERE user_id = ANY($1::uuid[])",
     "DELETE FROM refresh_token_families WHERE user_id = ANY($1::uuid[])",
     "DELETE FROM action_tokens WHERE user_id = ANY($1::uuid[])",
@@ -210,7 +221,18 @@ class _Rows:
     links: list[Row] = field(default_factory=list)
     families: list[Row] = field(default_factory=list)
     refresh_tokens: list[Row] = field(default_factory=list)
+    feed: list[Row] = field(default_factory=list)
+    counters: list[Row] = field(default_factory=list)
     accounts: list[Account] = field(default_factory=list)
+
+    def enter_in_feed(self, user_id: uuid.UUID, categories: list[Row], tasks: list[Row]) -> None:
+        """What the API's writes would have left in the change feed: one upsert per category
+        and task, numbered in order (a syncing client's full sync finds them all)."""
+        entries = [("category", row[0], row[5]) for row in categories]
+        entries += [("task", row[0], row[11]) for row in sorted(tasks, key=lambda r: r[11])]
+        for seq, (kind, entity_id, changed_at) in enumerate(entries, start=1):
+            self.feed.append((user_id, kind, entity_id, seq, "upsert", changed_at))
+        self.counters.append((user_id, len(entries)))
 
     def tables(self) -> list[tuple[str, list[Row], tuple[str, ...]]]:
         return [
@@ -219,6 +241,8 @@ class _Rows:
             ("task_categories", self.links, LINK_COLUMNS),
             ("refresh_token_families", self.families, FAMILY_COLUMNS),
             ("refresh_tokens", self.refresh_tokens, REFRESH_COLUMNS),
+            ("change_feed", self.feed, FEED_COLUMNS),
+            ("change_counters", self.counters, COUNTER_COLUMNS),
         ]
 
 
@@ -243,6 +267,7 @@ def _generate(
             )
             rows.tasks.extend(tasks)
             rows.links.extend(links)
+            rows.enter_in_feed(user_id, own, tasks)
             token = None
             if options.sessions:
                 family, refresh, token = _open_session(settings, user_id, now)

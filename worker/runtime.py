@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.cache import ResponseCache
 from common.config import Settings, get_settings
+from common.cursors import Cursors
 from common.db.session import create_engine, create_session_factory
 from common.db.uow import Subscribers, UnitOfWork
 from common.jobs import JobPublisher, create_producer
@@ -41,6 +42,8 @@ class WorkerRuntime:
     publisher: JobPublisher
     cache: ResponseCache
     subscribers: Subscribers
+    cursors: Cursors
+    """Signs the `next_cursor` of the pages the cache warmer builds, as the API does."""
 
     @classmethod
     def create(cls) -> WorkerRuntime:
@@ -62,6 +65,7 @@ class WorkerRuntime:
             publisher=JobPublisher(create_producer(settings)),
             cache=cache,
             subscribers=change_subscribers(cache),
+            cursors=Cursors(settings.jwt_secret.get_secret_value()),
         )
 
     def unit_of_work(self) -> UnitOfWork:

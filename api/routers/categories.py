@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi import status as http
 from starlette.responses import Response
 
@@ -15,6 +15,7 @@ from api.http_cache import documented_problems, json_response
 from api.schemas.categories import CategoryCreate, CategoryList, CategoryOut, CategoryUpdate
 from common.categories.schemas import render_category
 from common.categories.service import CategoryService
+from common.cursors import MAX_CURSOR_LENGTH
 
 router = APIRouter(prefix="/api/v1/categories", tags=["categories"], route_class=UnitOfWorkRoute)
 
@@ -22,7 +23,7 @@ NOT_YOURS = "Another user's category answers 404, exactly like a missing one."
 
 
 async def get_category_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> CategoryService:
-    return CategoryService(uow, resources.cache)
+    return CategoryService(uow, resources.cache, resources.cursors)
 
 
 CategoryServiceDep = Annotated[CategoryService, Depends(get_category_service)]
@@ -54,12 +55,28 @@ async def create_category(
     "",
     response_model=CategoryList,
     summary="List your categories",
-    description="All of them, by name, each with its number of live (not deleted) tasks. "
-    "Served from a per-user cache that every write invalidates.",
-    responses=documented_problems(401),
+    description="By name ignoring case, each with its number of live (not deleted) tasks: all "
+    "of them, or pages of `limit` with `next_cursor` (send it back as `cursor`; categories "
+    "created or deleted meanwhile never make a page skip or repeat one). `total` counts them "
+    "all. A cursor of another account, or an altered one, is a 400. Served from a per-user "
+    "cache that every write invalidates. Needs the scope `categories:read`.",
+    responses=documented_problems(400, 401),
 )
-async def list_categories(principal: CategoriesReader, categories: CategoryServiceDep) -> Response:
-    return json_response(await categories.list_json(principal.user_id))
+async def list_categories(
+    principal: CategoriesReader,
+    categories: CategoryServiceDep,
+    limit: Annotated[
+        int | None, Query(ge=1, le=100, description="Page size (default: all of them)")
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description="The `next_cursor` of the previous page (opaque)",
+        ),
+    ] = None,
+) -> Response:
+    return json_response(await categories.list_json(principal.user_id, limit=limit, cursor=cursor))
 
 
 @router.get(

@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    field_validator,
+)
 
 from api.schemas.base import RequestModel, not_null
 from common.models import TaskPriority, TaskStatus
 from common.models.text import multi_line, single_line
-from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage, TaskWithNext
+from common.tasks.batch import MAX_BATCH
+from common.tasks.schemas import TaskCategoryOut, TaskOut, TaskPage, TaskWithNext, TrashPage
 
 __all__ = [
     "DueDate",
     "QueryDateTime",
+    "TaskBatchCreate",
+    "TaskBatchDelete",
+    "TaskBatchEdit",
+    "TaskBatchOut",
+    "TaskBatchUpdate",
     "TaskCategoryOut",
     "TaskCreate",
     "TaskOut",
     "TaskPage",
     "TaskUpdate",
     "TaskWithNext",
+    "TrashPage",
 ]
 
 
@@ -85,6 +100,16 @@ Version = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1, examples=[3])]
 """Strict: `true` or `1.0` is not a version."""
 
 
+ParentId = Annotated[
+    uuid.UUID,
+    Field(
+        description="Makes the task a subtask of this one of your live tasks; at most three "
+        "levels, never under itself or its own subtasks (400 otherwise)",
+        examples=["5b0c6a1e-4d0f-4c8e-9a55-3f1f2b8f9e10"],
+    ),
+]
+
+
 class TaskCreate(RequestModel):
     title: Title
     description: Description | None = None
@@ -92,11 +117,13 @@ class TaskCreate(RequestModel):
     priority: TaskPriority = Field(default=TaskPriority.MEDIUM, examples=["high"])
     status: TaskStatus = Field(default=TaskStatus.PENDING, examples=["pending"])
     recurrence: Recurrence | None = None
+    parent_id: ParentId | None = None
 
 
 class TaskUpdate(RequestModel):
-    """Only the fields sent change; `description` and `due_date` may be set to null, the
-    others may be left out but not sent as null (the schema says so: no `null` in them)."""
+    """Only the fields sent change; `description`, `due_date` and `parent_id` may be set to
+    null, the others may be left out but not sent as null (the schema says so: no `null` in
+    them)."""
 
     title: Title | None = Field(default=None, json_schema_extra=not_null)
     description: Description | None = None
@@ -109,6 +136,9 @@ class TaskUpdate(RequestModel):
     )
     recurrence: Recurrence | None = Field(
         default=None, description="A new rule starts a new series at the due date; null stops it"
+    )
+    parent_id: ParentId | None = Field(
+        default=None, description="A new parent; null makes the task a top-level one"
     )
     version: Version | None = Field(
         default=None,
@@ -125,3 +155,37 @@ class TaskUpdate(RequestModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, exclude={"version"})
+
+
+class TaskBatchCreate(RequestModel):
+    items: list[TaskCreate] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"1 to {MAX_BATCH} tasks, as `POST /tasks` takes them",
+    )
+
+
+class TaskBatchEdit(TaskUpdate):
+    """One item of a batch update: the task, the version you read, and what changes."""
+
+    id: uuid.UUID = Field(examples=["7d0f0c39-6a3e-4cbe-9e9e-0f7f4f1d3c1a"])
+    version: Version = Field(description="The version you read; a stale one fails the batch")
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"version", "id"})
+
+
+class TaskBatchUpdate(RequestModel):
+    items: list[TaskBatchEdit] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} edits, each task once"
+    )
+
+
+class TaskBatchDelete(RequestModel):
+    ids: list[uuid.UUID] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} task ids, each once"
+    )
+
+
+class TaskBatchOut(BaseModel):
+    items: list[TaskOut] = Field(description="In the order of the request's items")

@@ -47,14 +47,26 @@ class CategoryRepository:
         )
         return (await self._session.execute(stmt)).scalar_one_or_none()
 
-    async def list_with_counts(self, user_id: uuid.UUID) -> list[CategoryWithCount]:
+    async def list_with_counts(
+        self, user_id: uuid.UUID, *, after_name: str | None = None, limit: int | None = None
+    ) -> list[CategoryWithCount]:
+        """By name ignoring case (unique per user, so a name alone is a position): those
+        after the category named `after_name`, at most `limit`. PostgreSQL lower-cases both
+        sides, as it does for the order (Python's `lower()` differs for some letters)."""
         stmt = (
             _with_live_task_counts()
             .where(Category.user_id == user_id)
             .order_by(func.lower(Category.name), Category.id)
+            .limit(limit)
         )
+        if after_name is not None:
+            stmt = stmt.where(func.lower(Category.name) > func.lower(after_name))
         rows = (await self._session.execute(stmt)).all()
         return [CategoryWithCount(category, count) for category, count in rows]
+
+    async def count(self, user_id: uuid.UUID) -> int:
+        stmt = select(func.count()).select_from(Category).where(Category.user_id == user_id)
+        return (await self._session.execute(stmt)).scalar_one()
 
     async def get_with_count(
         self, user_id: uuid.UUID, category_id: uuid.UUID

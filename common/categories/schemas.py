@@ -30,7 +30,11 @@ class CategoryOut(BaseModel):
 
 class CategoryList(BaseModel):
     items: list[CategoryOut]
-    total: int = Field(examples=[1])
+    total: int = Field(description="All your categories, on every page", examples=[1])
+    next_cursor: str | None = Field(
+        description="With `limit`: send it as `cursor` for the next page; null on the last",
+        examples=[None],
+    )
 
 
 def category_out(found: CategoryWithCount) -> CategoryOut:
@@ -49,5 +53,8 @@ def render_category(found: CategoryWithCount) -> bytes:
     return to_json(category_out(found))
 
 
-def render_category_list(found: Sequence[CategoryWithCount]) -> bytes:
-    return to_json(CategoryList(items=[category_out(item) for item in found], total=len(found)))
+def render_category_list(
+    found: Sequence[CategoryWithCount], *, total: int, next_cursor: str | None
+) -> bytes:
+    items = [category_out(item) for item in found]
+    return to_json(CategoryList(items=items, total=total, next_cursor=next_cursor))

@@ -14,6 +14,7 @@ from common.cache import ResponseCache
 from common.categories.errors import CategoryNameTaken, CategoryNotFound
 from common.categories.repository import CategoryRepository
 from common.categories.schemas import CategoryWithCount, render_category_list
+from common.cursors import Cursors
 from common.db.changes import CategoryChanged, ChangeKind
 from common.db.uow import UnitOfWork
 from common.logging import get_logger
@@ -21,6 +22,7 @@ from common.logging import get_logger
 log = get_logger(__name__)
 
 UNIQUE_NAME_INDEX = "uq_categories_user_name"
+CURSOR_KIND = "categories"
 EDITABLE_FIELDS = frozenset({"name", "color"})
 
 
@@ -29,16 +31,39 @@ def _is_name_conflict(exc: IntegrityError) -> bool:
 
 
 class CategoryService:
-    def __init__(self, uow: UnitOfWork, cache: ResponseCache) -> None:
+    def __init__(self, uow: UnitOfWork, cache: ResponseCache, cursors: Cursors) -> None:
         self._uow = uow
         self._cache = cache
+        self._cursors = cursors
         self._categories = CategoryRepository(uow.session)
 
-    async def list_json(self, user_id: uuid.UUID) -> bytes:
-        async def build() -> bytes:
-            return render_category_list(await self._categories.list_with_counts(user_id))
+    async def list_json(
+        self, user_id: uuid.UUID, *, limit: int | None = None, cursor: str | None = None
+    ) -> bytes:
+        """Every category, or pages of `limit` with `next_cursor`; after `cursor` when given
+        (a position: the name of the last category seen)."""
+        after = None
+        if cursor is not None:
+            position = self._cursors.open(CURSOR_KIND, user_id, cursor, parameter="cursor")
+            after = str(position["n"])
 
-        return await self._cache.get_or_build(user_id, "categories", "all", build)
+        async def build() -> bytes:
+            found = await self._categories.list_with_counts(
+                user_id, after_name=after, limit=None if limit is None else limit + 1
+            )
+            more = limit is not None and len(found) > limit
+            found = found[:limit]
+            total = len(found)
+            if after is not None or more:
+                total = await self._categories.count(user_id)
+            next_cursor = None
+            if more:
+                last = {"n": found[-1].category.name}
+                next_cursor = self._cursors.sign(CURSOR_KIND, user_id, last)
+            return render_category_list(found, total=total, next_cursor=next_cursor)
+
+        key = "all" if limit is None and cursor is None else f"{limit}:{cursor}"
+        return await self._cache.get_or_build(user_id, "categories", key, build)
 
     async def get(self, user_id: uuid.UUID, category_id: uuid.UUID) -> CategoryWithCount:
         found = await self._categories.get_with_count(user_id, category_id)

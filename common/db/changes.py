@@ -17,6 +17,8 @@ class ChangeKind(enum.StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     DELETED = "deleted"
+    RESTORED = "restored"
+    """Back from the trash (a task and the subtree deleted with it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from common.models.auth import ActionToken, ActionTokenPurpose, RefreshToken, Re
 from common.models.category import Category, task_categories
 from common.models.jobs import IdempotencyKey, OutboxJob, SentEmail
 from common.models.mail_quota import MailQuota
+from common.models.sync import ChangeCounter, ChangeFeedEntry, ChangeOp, EntityKind
 from common.models.task import OPEN_STATUSES, Task, TaskPriority, TaskStatus
 from common.models.user import User
 from common.models.webhook import (
@@ -28,7 +29,11 @@ __all__ = [
     "ActionTokenPurpose",
     "ActivityKind",
     "Category",
+    "ChangeCounter",
+    "ChangeFeedEntry",
+    "ChangeOp",
     "DeliveryStatus",
+    "EntityKind",
     "ExportStatus",
     "IdempotencyKey",
     "MailQuota",

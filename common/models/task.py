@@ -112,9 +112,32 @@ class Task(UUIDPrimaryKey, Timestamps, Base):
             " AND recurrence_zone IS NOT NULL)",
             name="recurrence_complete",
         ),
+        # The trash: one user's deleted tasks, newest deletion first.
+        Index(
+            "ix_tasks_user_deleted",
+            "user_id",
+            "deleted_at",
+            "id",
+            postgresql_where=text("deleted_at IS NOT NULL"),
+        ),
+        # Every child, live or deleted: walks of a subtree (delete, restore) and the foreign
+        # key's ON DELETE when the purge removes a parent.
+        Index("ix_tasks_parent", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
+        # Live children by status: a parent's subtask counts are an index-only scan.
+        Index(
+            "ix_tasks_live_children",
+            "parent_id",
+            "status",
+            postgresql_where=text("deleted_at IS NULL AND parent_id IS NOT NULL"),
+        ),
+        CheckConstraint("parent_id <> id", name="not_its_own_parent"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    """A subtask's parent (same user, at most three levels; `common.tasks.tree`). Only a
+    deleted parent is ever purged, and its subtree was deleted with it: SET NULL is a guard
+    that never takes a live task with it."""
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[TaskStatus] = mapped_column(

@@ -15,6 +15,7 @@ from common.tasks.views import VIEW_COLUMNS, TaskRow
 
 CARRIED_OVER = (
     Task.user_id,
+    Task.parent_id,
     Task.title,
     Task.description,
     Task.priority,
@@ -22,7 +23,8 @@ CARRIED_OVER = (
     Task.recurrence_start,
     Task.recurrence_zone,
 )
-"""What the next occurrence takes from the completed one (its categories are copied too)."""
+"""What the next occurrence takes from the completed one (its categories are copied too; it
+sits under the same parent)."""
 
 SeriesRow: TypeAlias = Row[*tuple[Any, ...]]
 """A task's `recurrence`, `recurrence_start`, `recurrence_zone`, `due_date`, `status`, `version`."""

@@ -10,6 +10,7 @@ and the per-user trigram index on `(user_id, lower(title || ' ' || coalesce(desc
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,11 +30,13 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.sql.elements import BindParameter, ColumnClause, UnaryExpression
+from sqlalchemy.sql.elements import BindParameter, ColumnClause
 
 from common.errors import InvalidInput
 from common.models import OPEN_STATUSES, Task, TaskPriority, TaskStatus, task_categories
 from common.models.text import single_line
+from common.tasks import keyset
+from common.tasks.keyset import Key
 from common.tasks.views import VIEW_COLUMNS
 
 SORT_FIELDS = ("created_at", "updated_at", "due_date", "priority", "title", "status")
@@ -51,15 +54,6 @@ SEARCH_DOCUMENT: ColumnClause[str] = literal_column(
 
 E = TypeVar("E", TaskStatus, TaskPriority)
 
-_SORT_COLUMNS: dict[str, Any] = {
-    "created_at": Task.created_at,
-    "updated_at": Task.updated_at,
-    "due_date": Task.due_date,
-    "priority": Task.priority,
-    "title": Task.title,
-    "status": Task.status,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class SortKey:
@@ -75,7 +69,8 @@ DEFAULT_SORT = (SortKey("created_at", descending=True),)
 
 @dataclass(frozen=True, slots=True)
 class TaskListQuery:
-    """A normalised list request: equal queries give equal `cache_key()`s."""
+    """A normalised list request: equal queries give equal `cache_key()`s. With a `cursor`
+    the page is the one after the cursor's position (keyset), and `page` is not used."""
 
     page: int = 1
     limit: int = DEFAULT_LIMIT
@@ -87,10 +82,17 @@ class TaskListQuery:
     q: str | None = None
     overdue: bool | None = None
     sort: tuple[SortKey, ...] = field(default=DEFAULT_SORT)
+    parent_id: uuid.UUID | None = None
+    top_level: bool | None = None
+    cursor: str | None = None
 
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.limit
+
+    @property
+    def ordering(self) -> tuple[Key, ...]:
+        return ordering(self.sort)
 
     @property
     def cacheable(self) -> bool:
@@ -104,18 +106,27 @@ class TaskListQuery:
 
     def cache_key(self) -> str:
         return orjson.dumps(
-            {
-                "page": self.page,
-                "limit": self.limit,
-                "status": [str(s) for s in self.statuses],
-                "priority": [str(p) for p in self.priorities],
-                "category": [str(c) for c in self.category_ids],
-                "due_from": self.due_from.isoformat() if self.due_from else None,
-                "due_to": self.due_to.isoformat() if self.due_to else None,
-                "q": self.q,
-                "sort": [str(key) for key in self.sort],
-            }
+            {"page": self.page, "limit": self.limit, "cursor": self.cursor, **self._selection()}
         ).decode()
+
+    def fingerprint(self) -> str:
+        """Which tasks in which order (not which page of them): a cursor is valid only for
+        the query that issued it."""
+        selection = orjson.dumps(self._selection(), option=orjson.OPT_SORT_KEYS)
+        return hashlib.blake2b(selection, digest_size=8).hexdigest()
+
+    def _selection(self) -> dict[str, Any]:
+        return {
+            "status": [str(s) for s in self.statuses],
+            "priority": [str(p) for p in self.priorities],
+            "category": [str(c) for c in self.category_ids],
+            "due_from": self.due_from.isoformat() if self.due_from else None,
+            "due_to": self.due_to.isoformat() if self.due_to else None,
+            "q": self.q,
+            "sort": [str(key) for key in self.sort],
+            "parent": str(self.parent_id) if self.parent_id else None,
+            "top_level": self.top_level,
+        }
 
 
 def _split(values: Sequence[str] | None, parameter: str) -> list[str]:
@@ -173,7 +184,7 @@ def _sort_keys(values: Sequence[str] | None) -> tuple[SortKey, ...]:
 
 def parse_list_query(
     *,
-    page: int = 1,
+    page: int | None = None,
     limit: int = DEFAULT_LIMIT,
     status: Sequence[str] | None = None,
     priority: Sequence[str] | None = None,
@@ -183,13 +194,25 @@ def parse_list_query(
     q: str | None = None,
     overdue: bool | None = None,
     sort: Sequence[str] | None = None,
+    parent_id: uuid.UUID | None = None,
+    top_level: bool | None = None,
+    cursor: str | None = None,
 ) -> TaskListQuery:
-    """Validate and normalise list parameters; errors are 400s naming the parameter."""
+    """Validate and normalise list parameters; errors are 400s naming the parameter. The
+    cursor is only carried here: `common.tasks.reader` opens it (it is signed per user)."""
     if due_from is not None and due_to is not None and due_from > due_to:
         raise InvalidInput("due_from must not be after due_to", field="due_from", location="query")
+    if page is not None and cursor is not None:
+        raise InvalidInput("Send either page or cursor, not both", field="cursor", location="query")
+    if parent_id is not None and top_level is not None:
+        raise InvalidInput(
+            "parent_id already says which level: leave top_level out",
+            field="top_level",
+            location="query",
+        )
     search = _search_text(q)
     return TaskListQuery(
-        page=page,
+        page=page or 1,
         limit=limit,
         statuses=_enum_values(status, TaskStatus, "status"),
         priorities=_enum_values(priority, TaskPriority, "priority"),
@@ -199,6 +222,9 @@ def parse_list_query(
         q=search,
         overdue=overdue,
         sort=_sort_keys(sort),
+        parent_id=parent_id,
+        top_level=top_level,
+        cursor=cursor,
     )
 
 
@@ -232,6 +258,18 @@ def _open_statuses() -> BindParameter[Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """Where a keyset page starts: the sort-key values of the last row seen (bound as
+    `after_<i>`), from a cursor that `common.tasks.reader` opened."""
+
+    values: tuple[Any, ...]
+
+    @property
+    def nulls(self) -> tuple[bool, ...]:
+        return tuple(value is None for value in self.values)
+
+
+@dataclass(frozen=True, slots=True)
 class _Shape:
     """Which conditions and order a list query has, not their values: the statements of one
     shape are built (and their SQLAlchemy cache keys computed) once, then only executed with
@@ -245,9 +283,13 @@ class _Shape:
     q: bool
     overdue: bool | None
     sort: tuple[SortKey, ...]
+    parent: bool
+    top_level: bool | None
+    after: tuple[bool, ...] | None
+    """A keyset page: which values of its position are NULL. None: an offset page."""
 
     @classmethod
-    def of(cls, query: TaskListQuery) -> _Shape:
+    def of(cls, query: TaskListQuery, position: Position | None) -> _Shape:
         return cls(
             statuses=bool(query.statuses),
             priorities=bool(query.priorities),
@@ -257,12 +299,18 @@ class _Shape:
             q=query.q is not None,
             overdue=query.overdue,
             sort=query.sort,
+            parent=query.parent_id is not None,
+            top_level=query.top_level,
+            after=None if position is None else position.nulls,
         )
 
 
-def list_parameters(user_id: uuid.UUID, query: TaskListQuery) -> dict[str, Any]:
-    """The values for `page_statement(query)` and `count_statement(query)`."""
-    return {
+def list_parameters(
+    user_id: uuid.UUID, query: TaskListQuery, position: Position | None = None
+) -> dict[str, Any]:
+    """The values for `page_statement`, `tail_statement` and `count_statement`. A keyset page
+    asks for one row more than it shows: that row says whether another page follows."""
+    parameters = {
         "user_id": user_id,
         "statuses": list(query.statuses),
         "priorities": list(query.priorities),
@@ -270,9 +318,13 @@ def list_parameters(user_id: uuid.UUID, query: TaskListQuery) -> dict[str, Any]:
         "due_from": query.due_from,
         "due_to": query.due_to,
         "pattern": None if query.q is None else "%" + escape_like(query.q) + "%",
-        "limit": query.limit,
-        "offset": query.offset,
+        "parent_id": query.parent_id,
+        "limit": query.limit if position is None else query.limit + 1,
+        "offset": query.offset if position is None else 0,
     }
+    if position is not None:
+        parameters.update(keyset.parameters(position.values))
+    return parameters
 
 
 def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
@@ -297,6 +349,11 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
         )
     if shape.q:
         conditions.append(SEARCH_DOCUMENT.like(func.lower(bindparam("pattern", type_=Text()))))
+    if shape.parent:
+        conditions.append(Task.parent_id == bindparam("parent_id"))
+    if shape.top_level is not None:
+        top = Task.parent_id.is_(None)
+        conditions.append(top if shape.top_level else ~top)
     if shape.overdue is True:
         conditions.append(Task.due_date < func.statement_timestamp())
         conditions.append(Task.status.in_(_open_statuses()))
@@ -311,40 +368,62 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def order_by(sort: Sequence[SortKey]) -> list[UnaryExpression[Any]]:
+_LIMIT = bindparam("limit", type_=Integer())
+_OFFSET = bindparam("offset", type_=Integer())
+
+
+def ordering(sort: Sequence[SortKey]) -> tuple[Key, ...]:
     """The requested keys, then tie-breakers in the direction of the last key: `created_at`
     after `priority` or `status` (their indexes continue with it), and always `id`, so pages
     neither repeat nor skip rows."""
-    keys = list(sort)
+    keys = [Key(key.field, key.descending) for key in sort]
     last = keys[-1]
     if last.field in ("priority", "status") and all(k.field != "created_at" for k in keys):
-        keys.append(SortKey("created_at", last.descending))
-    columns = [_SORT_COLUMNS[key.field] for key in keys] + [Task.id]
-    directions = [key.descending for key in keys] + [last.descending]
-    return [
-        column.desc() if descending else column.asc()
-        for column, descending in zip(columns, directions, strict=True)
-    ]
+        keys.append(Key("created_at", last.descending))
+    keys.append(Key("id", last.descending))
+    return tuple(keys)
 
 
-def page_statement(query: TaskListQuery) -> Select[*tuple[Any, ...]]:
-    """One page of tasks of `query`'s shape; execute with `list_parameters`."""
-    return _page_statement(_Shape.of(query))
+def page_statement(query: TaskListQuery, position: Position | None = None) -> Select[Any]:
+    """One page of tasks of `query`'s shape: at an offset, or after `position` (a keyset
+    page); execute with `list_parameters`."""
+    return _page_statement(_Shape.of(query, position))
+
+
+def tail_statement(query: TaskListQuery, position: Position) -> Select[Any] | None:
+    """The first rows of the region after `position`'s (see `common.tasks.keyset`), for a
+    keyset page that ran out of its own; None when nothing follows that region."""
+    return _tail_statement(_Shape.of(query, position))
 
 
 def count_statement(query: TaskListQuery) -> Select[int]:
     """How many tasks match `query`'s shape; execute with `list_parameters`."""
-    return _count_statement(_Shape.of(query))
+    return _count_statement(_Shape.of(query, None))
 
 
 @functools.lru_cache(maxsize=512)
-def _page_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
+def _page_statement(shape: _Shape) -> Select[Any]:
+    keys = ordering(shape.sort)
+    conditions = _conditions(shape)
+    statement = select(*VIEW_COLUMNS).order_by(*keyset.order_by(keys))
+    if shape.after is None:
+        return statement.where(*conditions).limit(_LIMIT).offset(_OFFSET)
+    after, _ = keyset.after(keys, shape.after)
+    return statement.where(*conditions, after).limit(_LIMIT)
+
+
+@functools.lru_cache(maxsize=512)
+def _tail_statement(shape: _Shape) -> Select[Any] | None:
+    assert shape.after is not None
+    keys = ordering(shape.sort)
+    _, region = keyset.after(keys, shape.after)
+    if region is None:
+        return None
     return (
         select(*VIEW_COLUMNS)
-        .where(*_conditions(shape))
-        .order_by(*order_by(shape.sort))
-        .limit(bindparam("limit", type_=Integer()))
-        .offset(bindparam("offset", type_=Integer()))
+        .where(*_conditions(shape), region)
+        .order_by(*keyset.order_by(keys))
+        .limit(_LIMIT)
     )
 
 

@@ -29,8 +29,18 @@ class TaskOut(BaseModel):
     status: TaskStatus = Field(examples=["in_progress"])
     priority: TaskPriority = Field(examples=["high"])
     due_date: datetime | None = Field(examples=["2026-12-01T17:00:00Z"])
+    parent_id: uuid.UUID | None = Field(
+        description="The parent of a subtask; null for a top-level task", examples=[None]
+    )
     categories: list[TaskCategoryOut] = Field(
         description="The task's categories, by name", examples=[[]]
+    )
+    subtask_count: int = Field(
+        description="Live direct subtasks (derived: computed when read)", examples=[3]
+    )
+    completed_subtask_count: int = Field(
+        description="Of those, how many are `completed` (derived: computed when read)",
+        examples=[1],
     )
     version: int = Field(
         description="Bumped by every change; send it back in PATCH (or use the ETag)",
@@ -58,9 +68,32 @@ class TaskWithNext(TaskOut):
 
 class TaskPage(BaseModel):
     items: list[TaskOut]
-    total: int = Field(description="Tasks matching the filters, on every page", examples=[42])
-    page: int = Field(examples=[1])
+    total: int | None = Field(
+        description="Tasks matching the filters, on every page; null on a cursor page",
+        examples=[42],
+    )
+    page: int | None = Field(examples=[1], description="null on a cursor page")
     limit: int = Field(examples=[20])
-    pages: int = Field(
-        description="Number of pages at this limit (0 when none match)", examples=[3]
+    pages: int | None = Field(
+        description="Number of pages at this limit (0 when none match); null on a cursor page",
+        examples=[3],
+    )
+    next_cursor: str | None = Field(
+        description="Send it as `cursor` (with the same filters and sort) for the rows after "
+        "this page; null when none follow",
+        examples=["eyJrIjoidGFza3MiLCJ1Ijoi..."],
+    )
+
+
+class TrashedTaskOut(TaskOut):
+    deleted_at: datetime = Field(
+        description="When it was deleted; it is purged `PURGE_RETENTION_DAYS` later",
+        examples=["2026-11-24T16:03:10Z"],
+    )
+
+
+class TrashPage(BaseModel):
+    items: list[TrashedTaskOut] = Field(description="Newest deletion first")
+    next_cursor: str | None = Field(
+        description="Send it as `cursor` for the next page; null on the last", examples=[None]
     )

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import orjson
-from sqlalchemy import Row, func, literal_column, select, type_coerce
+from sqlalchemy import ColumnElement, Integer, Row, func, literal_column, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.orm import aliased
 
-from common.models import Category, Task, task_categories
+from common.models import Category, Task, TaskStatus, task_categories
 
 _CATEGORIES = type_coerce(
     select(
@@ -45,14 +46,36 @@ _CATEGORIES = type_coerce(
     JSONB(),
 ).label("categories")
 
-VIEW_COLUMNS = (
+_CHILD = aliased(Task, name="child")
+
+
+def _live_children(name: str, *conditions: ColumnElement[bool]) -> ColumnElement[int]:
+    """How many live subtasks the task has: an index-only scan of `ix_tasks_live_children`."""
+    return (
+        select(func.count())
+        .select_from(_CHILD)
+        .where(_CHILD.parent_id == Task.id, _CHILD.deleted_at.is_(None), *conditions)
+        .scalar_subquery()
+        .label(name)
+    )
+
+
+_SUBTASK_COUNT = _live_children("subtask_count")
+_COMPLETED_SUBTASK_COUNT = _live_children(
+    "completed_subtask_count", _CHILD.status == TaskStatus.COMPLETED
+)
+
+VIEW_COLUMNS: tuple[Any, ...] = (
     Task.id,
     Task.title,
     Task.description,
     Task.status,
     Task.priority,
     Task.due_date,
+    Task.parent_id,
     _CATEGORIES,
+    _SUBTASK_COUNT,
+    _COMPLETED_SUBTASK_COUNT,
     Task.version,
     Task.created_at,
     Task.updated_at,
@@ -62,16 +85,21 @@ VIEW_COLUMNS = (
 """What a task response shows, in its order; `categories` arrives as a list of dicts (asyncpg
 decodes jsonb with the engine's `json_deserializer`, orjson)."""
 
-NEW_TASK_COLUMNS = tuple(
-    type_coerce(literal_column("'[]'::jsonb"), JSONB()).label("categories")
-    if column is _CATEGORIES
-    else column
-    for column in VIEW_COLUMNS
-)
-"""`VIEW_COLUMNS` for INSERT ... RETURNING: a new task has no categories (and a subquery in an
-INSERT's RETURNING is not correlated to the new row: it would aggregate every task's)."""
 
-FIELDS = tuple(column.key for column in VIEW_COLUMNS)
+def _as_new(column: Any) -> Any:
+    if column is _CATEGORIES:
+        return type_coerce(literal_column("'[]'::jsonb"), JSONB()).label("categories")
+    if column is _SUBTASK_COUNT or column is _COMPLETED_SUBTASK_COUNT:
+        return type_coerce(literal_column("0"), Integer()).label(column.key)
+    return column
+
+
+NEW_TASK_COLUMNS = tuple(_as_new(column) for column in VIEW_COLUMNS)
+"""`VIEW_COLUMNS` for INSERT ... RETURNING: a new task has no categories and no subtasks (and
+a subquery in an INSERT's RETURNING is not correlated to the new row: it would count every
+task's)."""
+
+FIELDS = tuple(str(column.key) for column in VIEW_COLUMNS)
 _JSON_OPTIONS = orjson.OPT_UTC_Z  # "2026-11-25T09:00:00Z", as pydantic writes UTC times
 
 
@@ -86,12 +114,17 @@ TaskRow: TypeAlias = Row[*tuple[Any, ...]]
 """A row of `VIEW_COLUMNS` (attribute access: `row.version`, `row.due_date`, ...)."""
 
 
-def task_document(row: TaskRow) -> dict[str, Any]:
+def to_json(document: Any) -> bytes:
+    """JSON as the API writes it: UTC times with `Z`, ids as strings."""
+    return orjson.dumps(document, option=_JSON_OPTIONS, default=_json_default)
+
+
+def task_document(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(FIELDS, row, strict=True))
 
 
 def render_task(row: TaskRow) -> bytes:
-    return orjson.dumps(task_document(row), option=_JSON_OPTIONS, default=_json_default)
+    return to_json(task_document(row))
 
 
 def render_with_next(row: TaskRow, next_occurrence: TaskRow | None) -> bytes:
@@ -100,18 +133,34 @@ def render_with_next(row: TaskRow, next_occurrence: TaskRow | None) -> bytes:
     document["next_occurrence"] = (
         None if next_occurrence is None else task_document(next_occurrence)
     )
-    return orjson.dumps(document, option=_JSON_OPTIONS, default=_json_default)
+    return to_json(document)
 
 
-def render_page(rows: Sequence[TaskRow], *, total: int, page: int, limit: int) -> bytes:
-    return orjson.dumps(
+def render_items(rows: Sequence[TaskRow]) -> bytes:
+    return to_json({"items": [task_document(row) for row in rows]})
+
+
+EMPTY_PAGE = b'{"items":[]'
+"""How every rendered page without items begins (`items` comes first)."""
+
+
+def render_page(
+    rows: Sequence[TaskRow],
+    *,
+    total: int | None,
+    page: int | None,
+    limit: int,
+    next_cursor: str | None,
+) -> bytes:
+    """A list page: at an offset (`page`, with `total` and `pages`) or after a cursor (those
+    three null: counting every match for each page would cost more than the page)."""
+    return to_json(
         {
             "items": [task_document(row) for row in rows],
             "total": total,
             "page": page,
             "limit": limit,
-            "pages": math.ceil(total / limit),
-        },
-        option=_JSON_OPTIONS,
-        default=_json_default,
+            "pages": None if total is None else math.ceil(total / limit),
+            "next_cursor": next_cursor,
+        }
     )

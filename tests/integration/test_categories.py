@@ -208,7 +208,11 @@ async def test_another_users_category_is_404_on_every_route(client: httpx.AsyncC
         await client.delete(_link(owner_task["id"], category["id"]), headers=headers),
     ]
     assert [r.status_code for r in responses] == [404] * len(responses)
-    assert (await client.get(CATEGORIES, headers=headers)).json() == {"items": [], "total": 0}
+    assert (await client.get(CATEGORIES, headers=headers)).json() == {
+        "items": [],
+        "total": 0,
+        "next_cursor": None,
+    }
     still = (await client.get(_url(category["id"]), headers=owner.headers)).json()
     assert still["name"] == "Private"
     assert still["task_count"] == 1

@@ -76,3 +76,63 @@ def test_upgrade_downgrade_upgrade_and_models_match(scratch_database: str) -> No
     tables, diff = _schema_state(scratch_database)
     assert set(Base.metadata.tables) <= set(tables)
     assert diff == []
+
+
+def test_0005_enters_existing_categories_and_live_tasks_in_the_feed(
+    scratch_database: str,
+) -> None:
+    _alembic(scratch_database, "downgrade", "base")
+    _alembic(scratch_database, "upgrade", "0004")
+    users = [uuid.uuid4(), uuid.uuid4()]
+
+    async def before() -> None:
+        connection = await asyncpg.connect(_plain(scratch_database))
+        try:
+            for number, user in enumerate(users):
+                await connection.execute(
+                    "INSERT INTO users (id, email, password_hash, full_name)"
+                    " VALUES ($1, $2, 'x', 'x')",
+                    user,
+                    f"migrated{number}@example.com",
+                )
+                await connection.execute(
+                    "INSERT INTO categories (id, user_id, name) VALUES ($1, $2, 'Work')",
+                    uuid.uuid4(),
+                    user,
+                )
+                for deleted in (False, False, True):
+                    await connection.execute(
+                        "INSERT INTO tasks (id, user_id, title, deleted_at)"
+                        " VALUES ($1, $2, 'Old task', CASE WHEN $3 THEN now() END)",
+                        uuid.uuid4(),
+                        user,
+                        deleted,
+                    )
+        finally:
+            await connection.close()
+
+    async def after() -> list[tuple[object, ...]]:
+        connection = await asyncpg.connect(_plain(scratch_database))
+        try:
+            rows = await connection.fetch(
+                "SELECT f.user_id, f.kind, f.seq, f.op, c.last_seq FROM change_feed f"
+                " JOIN change_counters c USING (user_id) ORDER BY f.user_id, f.seq"
+            )
+            return [tuple(row) for row in rows]
+        finally:
+            await connection.close()
+
+    asyncio.run(before())
+    _alembic(scratch_database, "upgrade", "head")
+
+    rows = asyncio.run(after())
+    for user in users:
+        assert [row[1:] for row in rows if row[0] == user] == [
+            ("category", 1, "upsert", 3),
+            ("task", 2, "upsert", 3),
+            ("task", 3, "upsert", 3),
+        ]
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")

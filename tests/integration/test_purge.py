@@ -133,6 +133,7 @@ async def test_purge_removes_expired_tokens_and_old_mail_records(
         "account_exports": 0,
         "account_events": 0,
         "mail_quotas": 0,
+        "change_feed": 0,
     }
     assert set((await session.execute(select(RefreshTokenFamily.id))).scalars()) == {live_family.id}
     assert set((await session.execute(select(SentEmail.idempotency_key))).scalars()) == {"new"}

@@ -86,7 +86,10 @@ async def test_create_returns_the_task_with_defaults_location_and_etag(
         "status",
         "priority",
         "due_date",
+        "parent_id",
         "categories",
+        "subtask_count",
+        "completed_subtask_count",
         "version",
         "created_at",
         "updated_at",
@@ -94,6 +97,11 @@ async def test_create_returns_the_task_with_defaults_location_and_etag(
         "recurrence",
     }
     assert task["recurrence"] is None
+    assert (task["parent_id"], task["subtask_count"], task["completed_subtask_count"]) == (
+        None,
+        0,
+        0,
+    )
 
 
 async def test_every_answer_shows_the_tasks_own_categories_only(

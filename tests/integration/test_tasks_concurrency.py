@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from common.tasks.batch import TaskBatches
 from common.tasks.repository import TaskRepository
 from tests.support.factories import register
 from tests.support.tasks import CATEGORIES, TASKS, create_category, create_task, list_tasks
@@ -290,3 +291,35 @@ async def test_concurrent_creates_with_one_idempotency_key_create_one_task(
     assert (await list_tasks(live_client, account))["total"] == 1
     replay = await live_client.post(TASKS, json=body, headers=headers)
     assert replay.headers["Idempotent-Replayed"] == "true"
+
+
+async def test_two_batches_updating_the_same_tasks_in_opposite_orders_never_deadlock(
+    live_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch locks its tasks in id order before it writes: the second waits for the
+    first, then finds stale versions (409), instead of a deadlock (a 500)."""
+    account = await register(live_client)
+    tasks = [await create_task(live_client, account) for _ in range(6)]
+    update, update_one = TaskBatches.update, TaskRepository.update_changed
+    both_started = asyncio.Barrier(2)
+
+    async def together(self: TaskBatches, *args: Any) -> Any:
+        await asyncio.wait_for(both_started.wait(), timeout=10)
+        return await update(self, *args)
+
+    async def slowly(self: TaskRepository, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.02)  # each item takes a while: the two batches interleave
+        return await update_one(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskBatches, "update", together)
+    monkeypatch.setattr(TaskRepository, "update_changed", slowly)
+
+    def batch(order: list[dict[str, Any]], title: str) -> Any:
+        items = [{"id": task["id"], "version": 1, "title": title} for task in order]
+        return live_client.patch(f"{TASKS}/batch", json={"items": items}, headers=account.headers)
+
+    responses = await asyncio.gather(
+        batch(tasks, "Forwards"), batch(list(reversed(tasks)), "Backwards")
+    )
+
+    assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]

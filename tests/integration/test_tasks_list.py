@@ -40,6 +40,7 @@ async def test_an_empty_list_has_the_full_shape(client: httpx.AsyncClient) -> No
         "page": 1,
         "limit": 20,
         "pages": 0,
+        "next_cursor": None,
     }
 
 

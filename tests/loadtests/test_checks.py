@@ -12,6 +12,7 @@ from loadtests.checks import (
     conditional_problem,
     conflict_version,
     page_problem,
+    sync_problem,
     task_problem,
     task_reply_problem,
     token_problem,
@@ -28,7 +29,10 @@ def task(**changes: Any) -> dict[str, Any]:
         "status": "pending",
         "priority": "high",
         "due_date": "2026-12-03T10:00:00Z",
+        "parent_id": None,
         "categories": [WORK],
+        "subtask_count": 0,
+        "completed_subtask_count": 0,
         "version": 2,
         "created_at": "2026-11-20T09:00:00Z",
         "updated_at": "2026-11-21T09:00:00Z",
@@ -138,3 +142,37 @@ def test_tokens_categories_and_conflicts() -> None:
     assert conflict_version({"status": 409, "current_version": 7}) == 7
     assert conflict_version({"status": 409}) is None
     assert conflict_version(None) is None
+
+
+def changes(*entries: dict[str, Any], has_more: bool = False) -> dict[str, Any]:
+    return {"changes": list(entries), "next_cursor": "c", "has_more": has_more}
+
+
+def upsert(seq: int, **changes_to_task: Any) -> dict[str, Any]:
+    data = task(**changes_to_task)
+    return {"kind": "task", "id": data["id"], "op": "upsert", "seq": seq, "data": data}
+
+
+def test_a_right_sync_page_passes() -> None:
+    tombstone = {"kind": "category", "id": "c1", "op": "delete", "seq": 7}
+    assert sync_problem(changes(upsert(5), upsert(6, id="t2"), tombstone), after_seq=4) is None
+    assert sync_problem(changes()) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"changes": []}, "lacks"),
+        ({"changes": [], "next_cursor": None, "has_more": False}, "next_cursor"),
+        (changes(upsert(3)), "increasing seq"),
+        (changes(upsert(6), upsert(5, id="t2")), "increasing seq"),
+        (changes({**upsert(6), "kind": "label"}), "known kind"),
+        (changes({**upsert(6), "op": "delete"}), "tombstone carries data"),
+        (changes({"kind": "task", "id": "t1", "op": "upsert", "seq": 6}), "without data"),
+        (changes({**upsert(6), "id": "t9"}), "another entity"),
+        (changes(upsert(6, status="done")), "unknown status"),
+    ],
+)
+def test_a_wrong_sync_page_is_named(body: dict[str, Any], message: str) -> None:
+    problem = sync_problem(body, after_seq=4)
+    assert problem is not None and message in problem

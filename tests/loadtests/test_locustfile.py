@@ -109,22 +109,28 @@ print(json.dumps({
     "shapes": [type(shape).__name__ for shape in shapes],
     "reader_actions": lf.READER_ACTIONS,
     "planner_actions": lf.PLANNER_ACTIONS,
+    "syncer_actions": lf.SYNCER_ACTIONS,
     "list_variants": lf.LIST_VARIANTS,
     "think": list(lf.THINK_TIME_SECONDS),
 }))
 """
 
 
-def test_the_locustfile_loads_with_two_user_kinds_and_their_documented_mix(
+def test_the_locustfile_loads_with_three_user_kinds_and_their_documented_mix(
     credentials: Path,
 ) -> None:
     result = _run(INSPECT, credentials)
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     users = facts["users"]
-    assert set(users) == {"Reader", "Planner"}
-    assert users["Reader"]["weight"] > users["Planner"]["weight"]
-    for kind, actions in (("Reader", "reader_actions"), ("Planner", "planner_actions")):
+    assert set(users) == {"Reader", "Planner", "Syncer"}
+    assert users["Reader"]["weight"] > users["Planner"]["weight"] >= users["Syncer"]["weight"]
+    assert "poll_changes" in users["Syncer"]["tasks"]
+    for kind, actions in (
+        ("Reader", "reader_actions"),
+        ("Planner", "planner_actions"),
+        ("Syncer", "syncer_actions"),
+    ):
         mix = facts[actions]
         assert sum(mix.values()) == 1000, f"{actions} weights are in 1000ths"
         # Locust expands {task: weight} into a list with each task `weight` times
@@ -165,3 +171,4 @@ def test_locust_lists_the_user_classes(credentials: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Reader" in result.stdout
     assert "Planner" in result.stdout
+    assert "Syncer" in result.stdout

@@ -59,6 +59,9 @@ async def test_seed_is_idempotent_and_keeps_account_ids(
 
     second = await seed(settings, options)
     assert await _counts(resources) == expected, "a re-run replaces, it does not add"
+    async with resources.engine.connect() as connection:
+        feed = await connection.scalar(text("SELECT count(*) FROM change_feed"))
+    assert feed == 24 + 12
     assert await _user_ids(resources) == ids, "accounts keep their ids"
     assert [a.refresh_token for a in second.accounts] != [a.refresh_token for a in first.accounts]
 
@@ -94,6 +97,14 @@ async def test_seeded_accounts_log_in_and_resume_their_sessions(
     assert page.json()["total"] == 3
     categories = await live_client.get("/api/v1/categories", headers=headers)
     assert categories.json()["total"] == 5
+    # A syncing client's full sync finds what the seed wrote, and then the client's own writes.
+    synced = (await live_client.get("/api/v1/sync", headers=headers)).json()
+    assert [change["kind"] for change in synced["changes"]] == ["category"] * 5 + ["task"] * 3
+    created = await live_client.post("/api/v1/tasks", json={"title": "After"}, headers=headers)
+    later = await live_client.get(
+        "/api/v1/sync", params={"since": synced["next_cursor"]}, headers=headers
+    )
+    assert [c["id"] for c in later.json()["changes"]] == [created.json()["id"]]
 
     login = await live_client.post(
         "/api/v1/auth/login", json={"email": second.email, "password": second.password}

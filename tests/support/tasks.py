@@ -94,3 +94,31 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
         yield counter
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+SYNC = "/api/v1/sync"
+
+
+async def sync_page(
+    client: httpx.AsyncClient, account: Account, since: str | None = None, **params: Any
+) -> dict[str, Any]:
+    if since is not None:
+        params["since"] = since
+    response = await client.get(SYNC, params=params, headers=account.headers)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def follow_feed(
+    client: httpx.AsyncClient, account: Account, since: str | None = None, **params: Any
+) -> tuple[list[dict[str, Any]], str]:
+    """Every change after `since`, following `next_cursor` while `has_more`; and the last
+    cursor."""
+    changes: list[dict[str, Any]] = []
+    while True:
+        page = await sync_page(client, account, since, **params)
+        changes += page["changes"]
+        since = page["next_cursor"]
+        if not page["has_more"]:
+            return changes, since

@@ -27,7 +27,10 @@ def _row(**overrides: Any) -> tuple[Any, ...]:
         "status": TaskStatus.IN_PROGRESS,
         "priority": TaskPriority.HIGH,
         "due_date": datetime(2026, 12, 1, 17, 0, tzinfo=UTC),
+        "parent_id": DriverUUID("5b0c6a1e-4d0f-4c8e-9a55-3f1f2b8f9e10"),
         "categories": [{"id": str(uuid.uuid4()), "name": "Work", "color": None}],
+        "subtask_count": 2,
+        "completed_subtask_count": 1,
         "version": 3,
         "created_at": datetime(2026, 11, 20, 9, 12, 44, 123456, tzinfo=UTC),
         "updated_at": datetime(2026, 11, 24, 16, 3, 10, tzinfo=UTC),
@@ -62,10 +65,19 @@ def test_a_task_with_its_next_occurrence_is_what_pydantic_would_write() -> None:
 
 
 def test_a_rendered_page_counts_pages() -> None:
-    page = TaskPage.model_validate_json(render_page([_row()] * 3, total=41, page=2, limit=20))
+    body = render_page([_row()] * 3, total=41, page=2, limit=20, next_cursor="c")
+    page = TaskPage.model_validate_json(body)
     assert (page.total, page.page, page.limit, page.pages, len(page.items)) == (41, 2, 20, 3, 3)
-    empty = orjson.loads(render_page([], total=0, page=1, limit=20))
-    assert (empty["items"], empty["pages"]) == ([], 0)
+    assert page.next_cursor == "c"
+    assert list(orjson.loads(body)) == list(TaskPage.model_fields)
+    empty = orjson.loads(render_page([], total=0, page=1, limit=20, next_cursor=None))
+    assert (empty["items"], empty["pages"], empty["next_cursor"]) == ([], 0, None)
+
+
+def test_a_cursor_page_has_no_count() -> None:
+    body = render_page([_row()], total=None, page=None, limit=20, next_cursor=None)
+    page = TaskPage.model_validate_json(body)
+    assert (page.total, page.page, page.pages, len(page.items)) == (None, None, None, 1)
 
 
 def test_an_unknown_type_is_an_error_not_a_silent_string() -> None:

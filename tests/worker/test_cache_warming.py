@@ -31,7 +31,9 @@ async def test_warming_twice_builds_once_and_the_next_read_is_a_hit(
     user_id = uuid.UUID(account.user["id"])
     cache = ResponseCache(test_resources.redis, ttl_seconds=60)
     async with test_resources.session_factory() as session:
-        warmer = CacheWarmer(UnitOfWork(session, test_resources.publisher), cache)
+        warmer = CacheWarmer(
+            UnitOfWork(session, test_resources.publisher), cache, test_resources.cursors
+        )
         assert await warmer.warm(user_id)
         warmed = await _cache_keys(broker)
         assert len(warmed) == 2  # the first task page and the category list
@@ -56,7 +58,9 @@ async def test_warming_twice_builds_once_and_the_next_read_is_a_hit(
 async def test_an_unknown_user_is_skipped(test_resources: Resources) -> None:
     cache = ResponseCache(test_resources.redis, ttl_seconds=60)
     async with test_resources.session_factory() as session:
-        warmer = CacheWarmer(UnitOfWork(session, test_resources.publisher), cache)
+        warmer = CacheWarmer(
+            UnitOfWork(session, test_resources.publisher), cache, test_resources.cursors
+        )
         assert not await warmer.warm(uuid.uuid4())
 
 
@@ -66,7 +70,11 @@ async def test_recently_active_means_logged_in_within_the_hour(
     account = await register(client)
     assert (await login(client, account.email, PASSWORD)).status_code == 200
     async with test_resources.session_factory() as session:
-        warmer = CacheWarmer(UnitOfWork(session, test_resources.publisher), test_resources.cache)
+        warmer = CacheWarmer(
+            UnitOfWork(session, test_resources.publisher),
+            test_resources.cache,
+            test_resources.cursors,
+        )
         now = datetime.now(UTC)
         active = await warmer.warm_recently_active(now)
         assert uuid.UUID(account.user["id"]) in active

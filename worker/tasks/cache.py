@@ -14,13 +14,13 @@ from worker.tasks.arguments import as_of
 
 async def warm_active(runtime: WorkerRuntime, now: datetime) -> int:
     async with runtime.unit_of_work() as uow:
-        return len(await CacheWarmer(uow, runtime.cache).warm_recently_active(now))
+        return len(await CacheWarmer(uow, runtime.cache, runtime.cursors).warm_recently_active(now))
 
 
 @job(JobName.WARM_USER_CACHE, soft_time_limit=20, time_limit=30)
 async def warm_user_cache(runtime: WorkerRuntime, user_id: str) -> bool:
     async with runtime.unit_of_work() as uow:
-        return await CacheWarmer(uow, runtime.cache).warm(uuid.UUID(user_id))
+        return await CacheWarmer(uow, runtime.cache, runtime.cursors).warm(uuid.UUID(user_id))
 
 
 @job(JobName.WARM_ACTIVE_USERS, soft_time_limit=150, time_limit=180)
