@@ -54,10 +54,16 @@ async def table_locked(resources: Resources, table: str) -> AsyncIterator[None]:
 
 
 async def killed_then_replaced(
-    tmp_path: Path, stuck: Callable[[], Awaitable[bool]], resources: Resources, table: str
+    tmp_path: Path,
+    stuck: Callable[[], Awaitable[bool]],
+    resources: Resources,
+    table: str,
+    while_down: Callable[[], Awaitable[None]] | None = None,
 ) -> WorkerProcess:
     """Start a worker, wait until `stuck()` (the job waits on the locked `table`), kill it,
-    and start the next one once the broker would hand the job out again."""
+    run `while_down()` while no worker runs, and start the next one once the broker would
+    hand the job out again. (Checked after the replacement started, the state of the
+    killed job races the new worker, which may finish it before it reports ready.)"""
     first = WorkerProcess(SHORT_VISIBILITY, tmp_path / "first.log")
     async with table_locked(resources, table):
         first.start()
@@ -66,6 +72,8 @@ async def killed_then_replaced(
             await asyncio.sleep(0.5)  # it is waiting on the lock now
         finally:
             first.kill()
+    if while_down is not None:
+        await while_down()
     await asyncio.sleep(2.5)
     second = WorkerProcess(SHORT_VISIBILITY, tmp_path / "second.log")
     second.start()
@@ -156,9 +164,14 @@ async def test_a_worker_killed_mid_erasure_is_followed_by_one_that_finishes_it(
     async def halfway() -> bool:
         return await count(Task, Task.user_id == user_id) == 0
 
-    second = await killed_then_replaced(tmp_path, halfway, resources, "categories")
+    async def killed_halfway() -> None:
+        assert await count(User, User.id == user_id) == 1  # the rest waits for the next worker
+        assert await count(Category, Category.user_id == user_id) == 1
+
+    second = await killed_then_replaced(
+        tmp_path, halfway, resources, "categories", while_down=killed_halfway
+    )
     try:
-        assert await count(User, User.id == user_id) == 1  # killed half-way: the rest waits
 
         async def erased() -> bool:
             return await count(User, User.id == user_id) == 0
