@@ -117,6 +117,28 @@ async def test_completing_an_occurrence_creates_the_next_one_with_what_it_carrie
     assert fetched.json() == following
 
 
+async def test_the_next_occurrence_of_a_subtask_stays_under_its_parent(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await register(client)
+    parent = await create_task(client, account, title="Household")
+    task = await create_task(
+        client,
+        account,
+        parent_id=parent["id"],
+        due_date="2027-01-04T18:00:00Z",
+        recurrence="FREQ=WEEKLY",
+    )
+    following = await completed_next(client, account, task)
+    assert following is not None
+    assert following["parent_id"] == parent["id"]
+    counted = await client.get(f"{TASKS}/{parent['id']}", headers=account.headers)
+    assert counted.json()["subtask_count"] == 2
+    assert counted.json()["completed_subtask_count"] == 1
+    subtasks = await client.get(f"{TASKS}/{parent['id']}/subtasks", headers=account.headers)
+    assert {t["id"] for t in subtasks.json()["items"]} == {task["id"], following["id"]}
+
+
 async def test_a_patch_of_a_task_that_does_not_recur_answers_the_task_alone(
     client: httpx.AsyncClient,
 ) -> None:
