@@ -142,9 +142,10 @@ class Settings(BaseSettings):
     purge_retention_days: PositiveInt = 30
     purge_batch_size: PositiveInt = 1000
 
-    broker_visibility_timeout: PositiveInt = 300
-    """Seconds before the broker hands an unacknowledged job out again: the longest a job of
-    a worker killed outright (OOM, lost node) waits. Must exceed a job's hard time limit plus
+    broker_visibility_timeout: PositiveInt = 285
+    """Seconds before the broker hands an unacknowledged job out again: a job of a worker
+    killed outright (OOM, lost node) waits this plus one 10 s sweep, under five minutes. Must
+    exceed a job's hard time limit plus
     the longest countdown Celery holds (`worker.policy`)."""
     outbox_redeliver_seconds: PositiveInt = 600
     """An outbox row still there this long after it was published is published again (its

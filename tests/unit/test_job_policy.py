@@ -14,7 +14,9 @@ from worker.policy import DATABASE_RETRY, countdown_limit
 
 
 def test_a_killed_worker_s_jobs_come_back_within_five_minutes() -> None:
-    assert Settings().broker_visibility_timeout <= 300
+    """The visibility timeout plus the sweep that finds a job past it (every 10 s,
+    `worker/app.py`)."""
+    assert Settings().broker_visibility_timeout + 10 <= 300
 
 
 def test_no_job_runs_or_waits_longer_than_the_broker_holds_it() -> None:
