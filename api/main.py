@@ -147,9 +147,10 @@ def _register_problem_schema(app: FastAPI) -> None:
 
 def _document_scopes(app: FastAPI, schema: dict[str, Any]) -> None:
     """Each authenticated operation says which scope a personal access token needs for it
-    (or that none will do) and documents the 403 that answers a token without it."""
+    (or that none will do) and documents the 403 that answers a token without it, and the 429
+    of the per-user rate limit that every authenticated route shares."""
     by_id = {operation.get("operationId"): operation for operation in _operations(schema)}
-    forbidden = problem_responses(403)[403]
+    forbidden, limited = problem_responses(403)[403], problem_responses(429)[429]
     for route in api_routes(app):
         scopes = declared_scopes(route)
         operation = by_id.get(_operation_id(route))
@@ -162,7 +163,9 @@ def _document_scopes(app: FastAPI, schema: dict[str, Any]) -> None:
             note = f"**Scope** a personal access token needs: {listed} (else 403)."
         description = operation.get("description", "")
         operation["description"] = f"{description}\n\n{note}".strip()
-        operation.setdefault("responses", {}).setdefault("403", forbidden)
+        responses = operation.setdefault("responses", {})
+        responses.setdefault("403", forbidden)
+        responses.setdefault("429", limited)
 
 
 def api_routes(app: FastAPI) -> list[RouteContext]:

@@ -75,11 +75,12 @@ def test_every_error_response_uses_the_problem_schema(spec: dict[str, Any]) -> N
                 }
 
 
-def test_authenticated_operations_document_401_and_the_bearer_scheme(spec: dict[str, Any]) -> None:
+def test_authenticated_operations_document_401_429_and_the_bearer_scheme(spec: dict[str, Any]) -> None:
     for path, method, operation in _all(spec):
         if operation["operationId"] in PUBLIC_OPERATIONS:
             continue
         assert "401" in operation["responses"], f"{method} {path}"
+        assert "429" in operation["responses"], f"{method} {path}"  # the per-user limit
         assert operation.get("security"), f"{method} {path}"
 
 
