@@ -90,7 +90,9 @@ class Settings(BaseSettings):
     network only, so a stranger elsewhere cannot lock its owner out."""
     login_max_account_failures: int = Field(default=20, gt=0, le=10_000)
     """Failures from all networks together that lock the account everywhere (distributed
-    guessing); a password reset lifts it."""
+    guessing) but for the networks it signed in from lately; a password reset lifts it."""
+    login_known_network_days: PositiveInt = 30
+    """A network with a successful sign-in this recently is spared the account-wide lock."""
     login_failure_window_seconds: PositiveInt = 15 * 60
     lockout_seconds: PositiveInt = 15 * 60
     login_rate_limit: PositiveInt = 20

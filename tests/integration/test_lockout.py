@@ -89,6 +89,24 @@ async def test_failures_from_many_networks_lock_the_account_everywhere(
     assert 0 < int(locked.headers["Retry-After"]) <= 900
 
 
+async def test_networks_the_owner_signed_in_from_are_spared_the_account_wide_lock(
+    client_at: ClientAt, client: httpx.AsyncClient, configure: Any
+) -> None:
+    """A stranger with networks to spare (one IPv6 /48 holds 65,536 /64s) reaches the ceiling;
+    the owner still signs in from where they did before, a new network waits."""
+    configure(login_max_failures=2, login_max_account_failures=6)
+    account = await register(client)
+    async with client_at(OWNER) as owner:
+        assert await _login(owner, account, PASSWORD) == 200
+    for network in range(3):
+        async with client_at(f"2001:db8:66:{network}::1") as guesser:
+            assert await _fail(guesser, account, 2) == [401, 401]
+    async with client_at(OWNER) as owner, client_at("192.0.2.1") as elsewhere:
+        assert await _login(elsewhere, account, PASSWORD) == 423
+        assert await _login(owner, account, PASSWORD) == 200
+        assert await _fail(owner, account, 3) == [401, 401, 423]  # its own lock still holds
+
+
 async def test_a_password_reset_lifts_every_lock(
     client_at: ClientAt,
     client: httpx.AsyncClient,
