@@ -32,6 +32,7 @@ from api.routers import (
 from common.accounts.scopes import ACCOUNT_MANAGEMENT
 from common.config import Settings, get_settings
 from common.logging import configure_logging
+from common.security.store_check import warn_about_the_security_store
 
 DESCRIPTION = """
 Task management with a worker platform behind it.
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             observe_pool(
                 app.state.resources.engine, settings.db_pool_size + settings.db_max_overflow
             )
+            await warn_about_the_security_store(app.state.resources.security_redis, settings)
         # Everything built so far lives as long as the process: keep it out of the garbage
         # collector's full scans, which would otherwise walk it again and again under load.
         # A request allocates thousands of short-lived objects; collecting the youngest
