@@ -12,13 +12,14 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from api.resources import Resources
 from common.maintenance.outbox import relay_outbox
-from common.models import OutboxJob, SentEmail
+from common.models import AccountExport, ExportStatus, OutboxJob, SentEmail
 from tests.support.factories import register
 from tests.support.postgres import admin_dsn, terminate_backends
+from tests.support.rows import verify_address
 from tests.support.smtp import MailCatcher
 from tests.support.worker import WorkerProcess
 
@@ -65,6 +66,69 @@ async def test_jobs_survive_terminated_database_connections(
         assert all(len(mailbox.to(a.email)) == 1 for a in [warm, second, *accounts])
     finally:
         worker.stop()
+
+
+async def test_a_job_whose_connection_drops_mid_statement_retries_and_finishes(
+    live_client: httpx.AsyncClient, mailbox: MailCatcher, resources: Resources, tmp_path: Path
+) -> None:
+    """Pre-ping cannot save a connection that dies while the job is using it: the export job
+    waits on a locked table, its backend is terminated there, and the job must retry (a
+    dropped connection is not a bug) and finish, with one mail."""
+    account = await register(live_client)
+    async with resources.session_factory() as session:
+        await verify_address(session, account)
+        await session.commit()
+    await live_client.post("/api/v1/tasks", json={"title": "Kept"}, headers=account.headers)
+    export_id = (
+        await live_client.post("/api/v1/users/me/exports", headers=account.headers)
+    ).json()["id"]
+
+    async def export_status() -> ExportStatus | None:
+        async with resources.session_factory() as session:
+            status: ExportStatus | None = await session.scalar(
+                select(AccountExport.status).where(AccountExport.id == export_id)
+            )
+            return status
+
+    async def running() -> bool:
+        return await export_status() is ExportStatus.RUNNING
+
+    async def ready() -> bool:
+        return await export_status() is ExportStatus.READY
+
+    worker = WorkerProcess({}, tmp_path / "worker.log")
+    try:
+        async with resources.engine.connect() as locker:
+            transaction = await locker.begin()
+            await locker.execute(text("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE"))
+            worker.start()
+            await _wait(running)
+            assert await _terminate_backends_waiting_on_a_lock() == 1
+            await transaction.rollback()
+        await _wait(ready)
+        await asyncio.to_thread(mailbox.wait_for, account.email, 2, 30.0)  # verification too
+    finally:
+        worker.stop()
+    subjects = [m["Subject"] for m in mailbox.to(account.email)]
+    assert subjects.count("Your Taskpipe export is ready") == 1, subjects
+    assert "job_retry" in worker.log_text()
+
+
+async def _terminate_backends_waiting_on_a_lock() -> int:
+    """Wait until one backend of the test database waits on a lock, then terminate it."""
+    admin = await asyncpg.connect(admin_dsn())
+    try:
+        for _ in range(100):
+            dropped: int = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if dropped:
+                return dropped
+            await asyncio.sleep(0.1)
+        return 0
+    finally:
+        await admin.close()
 
 
 async def test_a_long_retry_waits_in_the_outbox_not_in_the_broker(
