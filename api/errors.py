@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -86,14 +87,19 @@ _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
 def _allowed_methods(request: Request) -> str:
     """Every method some route of this path accepts: Starlette's 405 names only those of the
-    first route matching the path (`PUT /users/me` said `GET` and forgot `PATCH`)."""
-    routes = request.app.router.routes
+    first route matching the path (`PUT /users/me` said `GET` and forgot `PATCH`). A fixed
+    path is a resource of its own: `/tasks/trash` allows GET only, though `/tasks/{task_id}`
+    matches it too (and answers 400, "trash" being no task id)."""
+    matching = [
+        route
+        for route in iter_route_contexts(request.app.router.routes)
+        if route.matches(request.scope)[0] is not Match.NONE
+    ]
+    fixed = [route for route in matching if not route.param_convertors]
     return ", ".join(
         method
         for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
-        )
+        if any(route.methods and method in route.methods for route in fixed or matching)
     )
 
 

@@ -25,6 +25,9 @@ from tests.support.tasks import CATEGORIES, TASKS, create_task, future
         ("PUT", f"{TASKS}/00000000-0000-0000-0000-000000000000", "DELETE, GET, PATCH"),
         ("PUT", CATEGORIES, "GET, POST"),
         ("DELETE", TASKS, "GET, POST"),
+        # Fixed paths beside /tasks/{task_id}: their own methods, not the task's.
+        ("OPTIONS", f"{TASKS}/trash", "GET"),
+        ("PUT", f"{TASKS}/batch", "PATCH, POST"),
     ],
 )
 async def test_a_405_lists_every_allowed_method(
