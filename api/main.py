@@ -132,6 +132,7 @@ def _register_problem_schema(app: FastAPI) -> None:
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         _document_scopes(app, schema)
+        _document_server_limits(schema)
         bad_request = problem_responses(400)[400]
         for operation in _operations(schema):
             responses = operation.get("responses", {})
@@ -168,6 +169,17 @@ def _document_scopes(app: FastAPI, schema: dict[str, Any]) -> None:
         responses = operation.setdefault("responses", {})
         responses.setdefault("403", forbidden)
         responses.setdefault("429", limited)
+
+
+def _document_server_limits(schema: dict[str, Any]) -> None:
+    """What the server refuses before any route runs (`api/server.py`, `api/middleware.py`):
+    a head over its limits on every operation, a body over its limit on those that take one."""
+    limits = problem_responses(413, 431)
+    for operation in _operations(schema):
+        responses = operation.setdefault("responses", {})
+        responses.setdefault("431", limits[431])
+        if "requestBody" in operation:
+            responses.setdefault("413", limits[413])
 
 
 def api_routes(app: FastAPI) -> list[RouteContext]:

@@ -26,7 +26,12 @@ class Problem(BaseModel):
     title: str = Field(examples=["Not found"])
     status: int = Field(examples=[404])
     detail: str = Field(examples=["Task not found"])
-    instance: str = Field(examples=["/api/v1/tasks/7d0f0c39-6a3e-4cbe-9e9e-0f7f4f1d3c1a"])
+    instance: str | None = Field(
+        default=None,
+        description="The request's path; left out only of a 431, refused before the path was "
+        "read to its end",
+        examples=["/api/v1/tasks/7d0f0c39-6a3e-4cbe-9e9e-0f7f4f1d3c1a"],
+    )
     request_id: str | None = Field(default=None, examples=["3f2b8c1e9d4a4f0e8b7c6d5e4f3a2b1c"])
     errors: list[FieldError] | None = None
     current_version: int | None = Field(
@@ -78,6 +83,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         423: "Account temporarily locked (see Retry-After)",
         429: "Rate limited (see Retry-After and RateLimit-* headers)",
+        431: "Request head too large (at most 16 KiB and 100 header fields, request line included)",
         503: "A dependency is unavailable",
     }
     return {

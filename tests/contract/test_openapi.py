@@ -75,13 +75,22 @@ def test_every_error_response_uses_the_problem_schema(spec: dict[str, Any]) -> N
                 }
 
 
-def test_authenticated_operations_document_401_429_and_the_bearer_scheme(spec: dict[str, Any]) -> None:
+def test_authenticated_operations_document_401_429_and_the_bearer_scheme(
+    spec: dict[str, Any],
+) -> None:
     for path, method, operation in _all(spec):
         if operation["operationId"] in PUBLIC_OPERATIONS:
             continue
         assert "401" in operation["responses"], f"{method} {path}"
         assert "429" in operation["responses"], f"{method} {path}"  # the per-user limit
         assert operation.get("security"), f"{method} {path}"
+
+
+def test_the_servers_own_limits_are_documented_everywhere(spec: dict[str, Any]) -> None:
+    for path, method, operation in _all(spec):
+        assert "431" in operation["responses"], f"{method} {path}"  # request head too large
+        if "requestBody" in operation:
+            assert "413" in operation["responses"], f"{method} {path}"  # body too large
 
 
 def test_request_schemas_forbid_unknown_fields(spec: dict[str, Any]) -> None:
