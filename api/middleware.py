@@ -115,7 +115,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", UNMATCHED_ROUTE)
+            template = getattr(route, "path_format", UNMATCHED_ROUTE)  # without convertors
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
             HTTP_LATENCY.labels(method, template).observe(elapsed)

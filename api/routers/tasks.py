@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi import status as http
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
 from api.boundary import UnitOfWorkRoute
@@ -49,6 +50,19 @@ from common.tasks.trash import TrashReader
 from common.tasks.views import TaskRow, render_items, render_task, render_with_next
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], route_class=UnitOfWorkRoute)
+
+FIXED_PATHS = ("batch", "trash")
+
+
+class _TaskIdSegment(StringConvertor):
+    """Any path segment but the fixed paths beside a task's (`/tasks/trash`, `/tasks/batch`):
+    `GET /tasks/batch` is then a 405 of the batch resource, not a 400 for a malformed task id.
+    Any other malformed id still reaches the route, and its 400."""
+
+    regex = "(?!(?:" + "|".join(FIXED_PATHS) + ")$)[^/]+"
+
+
+register_url_convertor("task_id", _TaskIdSegment())
 
 NOT_YOURS = "Another user's task answers 404, exactly like a missing or deleted one."
 
@@ -378,7 +392,7 @@ async def list_trash(
 
 
 @router.get(
-    "/{task_id}",
+    "/{task_id:task_id}",
     response_model=TaskOut,
     summary="Read a task",
     description=f"{NOT_YOURS} Send `If-None-Match` to get a 304 when it did not change.",
@@ -396,7 +410,7 @@ async def get_task(
 
 
 @router.patch(
-    "/{task_id}",
+    "/{task_id:task_id}",
     response_model=TaskWithNext,
     summary="Change a task",
     description="Optimistic locking: send the `version` you read (stale: 409 with "
@@ -473,7 +487,7 @@ async def skip_occurrence(
 
 
 @router.delete(
-    "/{task_id}",
+    "/{task_id:task_id}",
     status_code=http.HTTP_204_NO_CONTENT,
     summary="Delete a task",
     description="The task disappears at once from every read and write (404 from then on) and "

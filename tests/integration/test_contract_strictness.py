@@ -28,6 +28,8 @@ from tests.support.tasks import CATEGORIES, TASKS, create_task, future
         # Fixed paths beside /tasks/{task_id}: their own methods, not the task's.
         ("OPTIONS", f"{TASKS}/trash", "GET"),
         ("PUT", f"{TASKS}/batch", "PATCH, POST"),
+        ("GET", f"{TASKS}/batch", "PATCH, POST"),  # not a 400 for "batch" as a task id
+        ("PATCH", f"{TASKS}/trash", "GET"),
     ],
 )
 async def test_a_405_lists_every_allowed_method(
