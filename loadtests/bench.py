@@ -19,7 +19,12 @@ cache generations in it). Scenarios:
 * patch: `PATCH /api/v1/tasks/{id}` with `If-Match: *` and a new title each time (a real write:
   the version bumps, the cache generation bumps);
 * create: `POST /api/v1/tasks`;
-* create-batch: `POST /api/v1/tasks/batch` with 100 tasks (its `CPU ms` / 100 is a task's).
+* create-batch: `POST /api/v1/tasks/batch` with 100 tasks (its `CPU ms` / 100 is a task's);
+* anchor-bare / anchor-list: the anchors (`loadtests/anchors.py`, a server of their own started
+  the same way): a bare FastAPI route, and raw asyncpg serving the same list page as
+  list-cold. A second table gives each route as a ratio to its anchor (req/s: ours over the
+  anchor's, higher is better; CPU: ours over the anchor's, lower is better), the figures to
+  track on a noisy box.
 
 The client is a minimal HTTP/1.1 keep-alive loop, cheap enough not to be the bottleneck on a
 small machine. Hit and miss counts come from the server's /metrics.
@@ -137,6 +142,8 @@ class Scenario:
     """Called for every request: a fixed request returns the same bytes each time."""
     expect: int = 200
     before_each: Callable[[], Awaitable[object]] | None = None
+    anchor: bool = False
+    """Served by the anchors' server, not ours."""
 
 
 async def run_scenario(
@@ -222,6 +229,11 @@ async def seed(base_url: str, tasks: int) -> tuple[str, str, str]:
         return body["access_token"], body["user"]["id"], listed.json()["items"][0]["id"]
 
 
+def spawn_anchors(port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "loadtests.anchors", "--port", str(port)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+
 def spawn_server(port: int, log_level: str) -> subprocess.Popen[bytes]:
     # Every run registers a user from 127.0.0.1 and drives one user's routes flat out: lift
     # the per-IP and per-user limits, not the benchmark (they still run their Redis call).
@@ -247,12 +259,12 @@ def spawn_server(port: int, log_level: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
 
 
-async def wait_until_up(base_url: str, startup_seconds: float = 30) -> None:
+async def wait_until_up(base_url: str, startup_seconds: float = 30, path: str = "/health") -> None:
     deadline = time.monotonic() + startup_seconds
     async with httpx.AsyncClient(base_url=base_url) as client:
         while True:
             try:
-                if (await client.get("/health")).status_code == 200:
+                if (await client.get(path)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -288,8 +300,35 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         )
 
 
+RATIOS = [  # (our route, its anchor)
+    ("bare", "anchor-bare"),
+    ("list-warm", "anchor-bare"),
+    ("task-warm", "anchor-bare"),
+    ("list-cold", "anchor-list"),
+]
+
+
+def print_ratios(results: list[Result]) -> None:
+    by_name = {r.name: r for r in results}
+    pairs = [(by_name[a], by_name[b]) for a, b in RATIOS if a in by_name and b in by_name]
+    if not pairs:
+        return
+    header = f"{'route':<11}{'anchor':<13}{'req/s ratio':>12}{'CPU ratio':>11}"
+    print(f"\n{header}\n{'-' * len(header)}")
+    for ours, anchor in pairs:
+        cpu = "-"
+        if ours.server_cpu_ms is not None and anchor.server_cpu_ms:
+            cpu = f"{ours.server_cpu_ms / anchor.server_cpu_ms:.2f}x"
+        print(f"{ours.name:<11}{anchor.name:<13}{ours.rps / anchor.rps:>11.2f}x{cpu:>11}")
+
+
 def scenarios(
-    host: str, token: str, task_id: str, limit: int, bump: Callable[[], Awaitable[object]]
+    host: str,
+    token: str,
+    task_id: str,
+    limit: int,
+    bump: Callable[[], Awaitable[object]],
+    user_id: str,
 ) -> list[Scenario]:
     list_page = build_request(host, f"{LIST}?limit={limit}", token)
     one_task = build_request(host, f"{LIST}/{task_id}", token)
@@ -321,6 +360,12 @@ def scenarios(
         Scenario("patch", patch),
         Scenario("create", create, expect=201),
         Scenario("create-batch", create_batch, expect=201),
+        Scenario("anchor-bare", lambda: build_request(host, "/anchor/bare", None), anchor=True),
+        Scenario(
+            "anchor-list",
+            lambda: build_request(host, f"/anchor/tasks?user_id={user_id}", None),
+            anchor=True,
+        ),
     ]
 
 
@@ -331,8 +376,11 @@ async def main(args: argparse.Namespace) -> None:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         server = spawn_server(port, args.log_level)
+    anchors_port = free_port()
+    anchors = spawn_anchors(anchors_port)
     try:
         await wait_until_up(base_url)
+        await wait_until_up(f"http://127.0.0.1:{anchors_port}", path="/anchor/bare")
         if server is not None and server.poll() is not None:
             raise RuntimeError("the spawned server exited (port taken?): not benchmarking another")
         token, user_id, task_id = await seed(base_url, args.tasks)
@@ -346,19 +394,20 @@ async def main(args: argparse.Namespace) -> None:
 
         wanted = set(args.only.split(",")) if args.only else None
         results = []
-        for scenario in scenarios(host, token, task_id, args.limit, bump):
+        for scenario in scenarios(host, token, task_id, args.limit, bump, user_id):
             if wanted is not None and scenario.name not in wanted:
                 continue
             hits, misses = await cache_counts(base_url)
-            cpu_before = _cpu_seconds(server)
+            serving = anchors if scenario.anchor else server
+            cpu_before = _cpu_seconds(serving)
             result = await run_scenario(
                 scenario,
-                host=host,
-                port=port,
+                host="127.0.0.1" if scenario.anchor else host,
+                port=anchors_port if scenario.anchor else port,
                 duration=args.duration,
                 concurrency=args.concurrency,
             )
-            cpu_after = _cpu_seconds(server)
+            cpu_after = _cpu_seconds(serving)
             after_hits, after_misses = await cache_counts(base_url)
             result.hits, result.misses = after_hits - hits, after_misses - misses
             if cpu_before is not None and cpu_after is not None:
@@ -366,7 +415,10 @@ async def main(args: argparse.Namespace) -> None:
             results.append(result)
         await redis.aclose()
         print_table(results, args)
+        print_ratios(results)
     finally:
+        anchors.terminate()
+        anchors.wait(timeout=10)
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
