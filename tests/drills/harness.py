@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from devstack.embedded import redis_server_binary
 from devstack.machine import free_port
 from tests.support.factories import PASSWORD
 from tests.support.worker import ROOT
@@ -55,7 +56,7 @@ class PrivateRedis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                "redis-server",
+                redis_server_binary(),
                 "--port",
                 str(self.port),
                 "--bind",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 
 import redis
 
+from devstack.embedded import redis_server_binary
 from devstack.machine import free_port
 
 
@@ -20,8 +20,7 @@ class RedisServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is needed for this test"
+        binary = redis_server_binary()  # the embedded Valkey, else redis-server on PATH
         self._process = subprocess.Popen(
             [binary, "--port", str(self.port), "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
