@@ -98,3 +98,12 @@ def documented_problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         if status in responses:
             responses[status]["description"] = description
     return responses
+
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+"""For answers that carry a secret (tokens, signing secrets): no cache on the way keeps them
+(RFC 6749, section 5.1)."""
+
+
+def no_store(response: Response) -> None:
+    response.headers.update(NO_STORE)

@@ -20,6 +20,7 @@ from api.deps import (
     auth_service,
     get_principal,
 )
+from api.http_cache import no_store
 from api.problems import problem_responses
 from api.resources import Resources
 from api.schemas.auth import (
@@ -54,12 +55,6 @@ TAKEN_ADDRESS = (
     "A taken address answers 409, which tells the caller that the address has an account; "
     "the per-IP limit on registrations bounds how fast anyone can test addresses this way."
 )
-
-
-def _no_store(response: Response) -> None:
-    """Token answers must not be kept by any cache on the way (RFC 6749, section 5.1)."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
 
 
 async def _after_response(
@@ -99,7 +94,7 @@ async def register(
     result = await auth.register(
         email=str(body.email), password=body.password, full_name=body.full_name, client=client
     )
-    _no_store(response)
+    no_store(response)
     pair = _pair_out(result.tokens)
     return RegisterOut(**pair.model_dump(), user=UserOut.model_validate(result.user))
 
@@ -119,7 +114,7 @@ async def login(
     body: LoginIn, auth: AuthServiceDep, client: ClientDep, response: Response
 ) -> TokenPairOut:
     _, pair = await auth.login(email=str(body.email), password=body.password, client=client)
-    _no_store(response)
+    no_store(response)
     return _pair_out(pair)
 
 
@@ -136,7 +131,7 @@ async def refresh(
     body: RefreshIn, auth: AuthServiceDep, client: ClientDep, response: Response
 ) -> TokenPairOut:
     pair = await auth.refresh(body.refresh_token, client)
-    _no_store(response)
+    no_store(response)
     return _pair_out(pair)
 
 

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from api.boundary import UnitOfWorkRoute
 from api.deps import AccountOwner, ClientDep, ResourcesDep, UnitOfWorkDep
+from api.http_cache import no_store
 from api.problems import problem_responses
 from api.schemas.accounts import TokenCreate, TokenCreated, TokenList, TokenOut
 from common.accounts.scopes import Scope
@@ -45,7 +46,11 @@ TokenId = Annotated[uuid.UUID, Path(description="The token's id (a malformed one
     responses=problem_responses(400, 401, 403, 409, 429),
 )
 async def create_token(
-    body: TokenCreate, principal: AccountOwner, tokens: TokenServiceDep, client: ClientDep
+    body: TokenCreate,
+    principal: AccountOwner,
+    tokens: TokenServiceDep,
+    client: ClientDep,
+    response: Response,
 ) -> TokenCreated:
     created = await tokens.create(
         principal.user_id,
@@ -54,6 +59,7 @@ async def create_token(
         expires_in_days=body.expires_in_days,
         client=client,
     )
+    no_store(response)
     shown = TokenOut.model_validate(created.token)
     return TokenCreated(**shown.model_dump(), token=created.secret)
 

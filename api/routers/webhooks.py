@@ -22,7 +22,7 @@ from api.deps import (
     WebhooksReader,
     WebhooksWriter,
 )
-from api.http_cache import documented_problems, json_response
+from api.http_cache import NO_STORE, documented_problems, json_response
 from api.schemas.webhooks import (
     DeliveryOut,
     DeliveryPage,
@@ -106,7 +106,7 @@ async def create_webhook(
     return json_response(
         with_secret(endpoint).model_dump_json().encode(),
         status_code=http.HTTP_201_CREATED,
-        headers={"Location": f"{router.prefix}/{endpoint.id}"},
+        headers={"Location": f"{router.prefix}/{endpoint.id}", **NO_STORE},
     )
 
 
@@ -182,7 +182,7 @@ async def rotate_secret(
     webhook_id: WebhookId, principal: WebhooksWriter, webhooks: WebhookServiceDep
 ) -> Response:
     endpoint = await webhooks.rotate_secret(principal.user_id, webhook_id)
-    return json_response(with_secret(endpoint).model_dump_json().encode())
+    return json_response(with_secret(endpoint).model_dump_json().encode(), headers=NO_STORE)
 
 
 @router.post(

@@ -27,6 +27,18 @@ TASKS = "/api/v1/tasks"
 CATEGORIES = "/api/v1/categories"
 
 
+async def test_the_answer_with_the_secret_is_kept_by_no_cache(client: httpx.AsyncClient) -> None:
+    account = await register(client)
+    answer = await client.post(
+        TOKENS,
+        json={"name": "cached?", "scopes": ["account:read"], "expires_in_days": 1},
+        headers=account.headers,
+    )
+    assert answer.status_code == 201
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Pragma"] == "no-cache"
+
+
 async def test_a_token_is_shown_once_and_kept_only_as_a_hash(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:

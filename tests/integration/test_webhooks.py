@@ -74,6 +74,7 @@ async def test_create_answers_the_secret_once(
         headers=account.headers,
     )
     assert response.status_code == 201, response.text
+    assert response.headers["Cache-Control"] == "no-store"  # the secret, shown once
     created = response.json()
     assert response.headers["Location"] == _url(created["id"])
     assert created["url"] == "https://hooks.example.com/taskpipe?x=1"
@@ -298,6 +299,7 @@ async def test_rotating_keeps_the_old_secret_signing_for_a_day(
     webhook = await create_webhook(hooks, account)
     response = await hooks.post(f"{_url(webhook['id'])}/rotate-secret", headers=account.headers)
     assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
     rotated = response.json()
     assert rotated["secret"] != webhook["secret"]
     grace = datetime.fromisoformat(rotated["previous_secret_expires_at"]) - datetime.now(UTC)
