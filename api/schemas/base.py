@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class RequestModel(BaseModel):
@@ -26,3 +26,15 @@ def not_null(schema: dict[str, Any]) -> None:
         schema.update(members[0])
     elif members:
         schema["anyOf"] = members
+
+
+def refuse_null(*fields: str) -> Any:
+    """A before-validator for PATCH fields that may be left out but not cleared: their Python
+    default is None, so only an explicit null in the body reaches it (pair with `not_null`)."""
+
+    def reject_null(cls: type[BaseModel], value: object) -> object:
+        if value is None:
+            raise ValueError("May not be null")
+        return value
+
+    return field_validator(*fields, mode="before")(classmethod(reject_null))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field
 
-from api.schemas.base import RequestModel, not_null
+from api.schemas.base import RequestModel, not_null, refuse_null
 from common.categories.schemas import CategoryList, CategoryOut
 from common.models.text import single_line
 
@@ -39,12 +39,7 @@ class CategoryUpdate(RequestModel):
     name: CategoryName | None = Field(default=None, json_schema_extra=not_null)
     color: Color | None = None
 
-    @field_validator("name", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("May not be null")
-        return value
+    _refuse_null = refuse_null("name")
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)

@@ -7,16 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    Field,
-    field_validator,
-)
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 
-from api.schemas.base import RequestModel, not_null
+from api.schemas.base import RequestModel, not_null, refuse_null
 from common.models import TaskPriority, TaskStatus
 from common.models.text import multi_line, single_line
 from common.tasks.batch import MAX_BATCH
@@ -146,12 +139,7 @@ class TaskUpdate(RequestModel):
         "a stale one gives 409 with `current_version`.",
     )
 
-    @field_validator("title", "priority", "status", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("May not be null")
-        return value
+    _refuse_null = refuse_null("title", "priority", "status")
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, exclude={"version"})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field
 
-from api.schemas.base import RequestModel, not_null
+from api.schemas.base import RequestModel, not_null, refuse_null
 from common.models.text import single_line
 from common.webhooks.events import SUBSCRIBABLE
 from common.webhooks.schemas import (
@@ -70,12 +70,7 @@ class WebhookUpdate(RequestModel):
         json_schema_extra=not_null,
     )
 
-    @field_validator("url", "events", "enabled", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("May not be null")
-        return value
+    _refuse_null = refuse_null("url", "events", "enabled")
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
