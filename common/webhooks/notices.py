@@ -1,4 +1,5 @@
-"""The mail that tells an owner their webhook was disabled, as the mail job assembles it."""
+"""The notice that tells an owner their webhook was disabled, read when its mail job runs
+(`worker.mail.messages` renders it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.config import Settings
 from common.models import WebhookEndpoint
 from common.users.repository import UserRepository
 
@@ -20,10 +22,12 @@ class DisabledNotice:
     url: str
     reason: str
     disabled_at: datetime
+    link: str
+    """Where the owner reads the endpoint (and enables it again)."""
 
 
 async def disabled_notice(
-    session: AsyncSession, webhook_id: uuid.UUID, disabled_at: datetime
+    session: AsyncSession, settings: Settings, webhook_id: uuid.UUID, disabled_at: datetime
 ) -> DisabledNotice | None:
     """The notice, if the endpoint is still the one disabled then (not deleted, not enabled
     again) and its owner's address is verified; None otherwise (nothing to send)."""
@@ -40,4 +44,5 @@ async def disabled_notice(
         url=endpoint.url,
         reason=endpoint.disabled_reason or "",
         disabled_at=disabled_at,
+        link=f"{settings.public_url}/api/v1/webhooks/{endpoint.id}",
     )

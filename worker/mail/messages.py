@@ -1,5 +1,5 @@
-"""What each mail says: a link mail, a reminder digest and an account notice, from what the
-services assembled."""
+"""What each mail says: a link mail, a reminder digest, an account notice, an export and a
+disabled webhook, from what the services assembled."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from common.auth.links import LinkMail
 from common.config import Settings
 from common.models import ActionTokenPurpose, ActivityKind
 from common.reminders.service import Digest
+from common.webhooks.notices import DisabledNotice
 from worker.mail.render import RenderedMail, render_mail
 
 
@@ -96,3 +97,15 @@ def export_mail(ready: ExportMail) -> Outgoing:
         size_kib=max(1, ready.size // 1024),
     )
     return Outgoing(f"export:{ready.export_id}", ready.address, mail, "export_ready")
+
+
+def webhook_disabled_mail(notice: DisabledNotice) -> Outgoing:
+    mail = render_mail(
+        "webhook_disabled",
+        full_name=notice.full_name,
+        url=notice.url,
+        reason=notice.reason,
+        webhook_link=notice.link,
+    )
+    key = f"webhook-disabled:{notice.webhook_id}:{notice.disabled_at.isoformat()}"
+    return Outgoing(key, notice.address, mail, "webhook_disabled")

@@ -20,8 +20,7 @@ from common.webhooks.notices import disabled_notice
 from common.webhooks.retention import purge_old_deliveries
 from common.webhooks.sending import Sent, WebhookSender
 from worker.mail.delivery import deliver_once
-from worker.mail.messages import Outgoing
-from worker.mail.render import render_mail
+from worker.mail.messages import webhook_disabled_mail
 from worker.mail.tasks import mail_task
 from worker.policy import RetryPolicy, job
 from worker.runtime import WorkerRuntime
@@ -71,20 +70,12 @@ async def deliver_webhook(runtime: WorkerRuntime, delivery_id: str, round: int =
 async def send_webhook_disabled(runtime: WorkerRuntime, webhook_id: str, disabled_at: str) -> bool:
     async with runtime.unit_of_work() as uow:
         notice = await disabled_notice(
-            uow.session, uuid.UUID(webhook_id), datetime.fromisoformat(disabled_at)
+            uow.session,
+            runtime.settings,
+            uuid.UUID(webhook_id),
+            datetime.fromisoformat(disabled_at),
         )
-    if notice is None:
-        return False
-    link = f"{runtime.settings.public_url}/api/v1/webhooks/{notice.webhook_id}"
-    mail = render_mail(
-        "webhook_disabled",
-        full_name=notice.full_name,
-        url=notice.url,
-        reason=notice.reason,
-        webhook_link=link,
-    )
-    key = f"webhook-disabled:{notice.webhook_id}:{notice.disabled_at.isoformat()}"
-    return await deliver_once(runtime, Outgoing(key, notice.address, mail, "webhook_disabled"))
+    return notice is not None and await deliver_once(runtime, webhook_disabled_mail(notice))
 
 
 @job(JobName.PURGE_WEBHOOK_DELIVERIES, soft_time_limit=150, time_limit=180)
