@@ -23,7 +23,8 @@ from deploy import scenario
 from deploy.client import expect
 from deploy.engine import ComposeProject, SmokeFailure, docker_environment
 from deploy.rolling import restart_under_load
-from deploy.stack import PORT_VARIABLES, Stack, free_port
+from deploy.stack import PORT_VARIABLES, Stack
+from devstack.machine import free_port
 
 PROJECT = "taskpipe-smoke"
 IMAGE = "taskpipe:dev"

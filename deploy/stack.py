@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 import httpx
@@ -12,12 +11,6 @@ from deploy.mailbox import Mailbox
 
 # Host ports docker-compose.yml publishes (its `${VAR:-default}`s); the smoke picks free ones.
 PORT_VARIABLES = ("API_HOST_PORT", "FLOWER_HOST_PORT", "MAILPIT_HOST_PORT")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
