@@ -171,11 +171,16 @@ def stack(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         asyncio.run(_drop_database(database_name))
 
 
-def readme_section(title: str) -> str:
+def readme_section(title: str, level: int = 2) -> str:
+    """The README's section `title` at heading `level`, up to the next heading as high."""
     text = README.read_text()
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else len(text)]
+    start = text.index(f"\n{'#' * level} {title}\n")
+    ends = [text.find(f"\n{'#' * n} ", start + 1) for n in range(2, level + 1)]
+    return text[start : min((end for end in ends if end != -1), default=len(text))]
+
+
+# The API sections whose examples continue the First five minutes' shell ($API, $AUTH, field).
+CONTINUED_SECTIONS = ("Recurring tasks", "Webhooks", "Sync (the change feed)")
 
 
 def bash_blocks(section: str) -> list[str]:
@@ -213,19 +218,28 @@ def test_the_first_five_minutes_of_the_readme_work_as_written(stack: Stack) -> N
     stack.terminal.wait_for(r"Subject: Confirm your email address for Taskpipe", timeout=60)
     link = stack.terminal.wait_for(r"http://\S+/auth/verify-email\?token=[\w.-]+", timeout=10)
     pasted = re.sub(r"^LINK=.*$", f"LINK='{link.group(0)}'", blocks[link_block], flags=re.M)
-    for block in [pasted, *blocks[link_block + 1 :]]:
+    continued = [
+        block for title in CONTINUED_SECTIONS for block in bash_blocks(readme_section(title, 3))
+    ]
+    for block in [pasted, *blocks[link_block + 1 :], *continued]:
         shell.stdin.write(for_this_stack(block, stack) + "\necho\n")
     output, _ = shell.communicate(timeout=120)
 
     assert shell.returncode == 0, output
     answers = json_answers(output)
-    ready, registered, verified, me, assigned, listed = answers
+    ready, registered, verified, me, assigned, listed = answers[:6]
     assert ready["status"] == "ready"
     assert registered["user"]["is_active"] is False
     assert verified["is_active"] is True
     assert me["email"] == "ada@example.com"
     assert assigned["categories"][0]["name"] == "Work"
     assert [task["title"] for task in listed["items"]] == ["Write the report"]
+    completed, skipped, test_delivery, deliveries, synced = answers[-5:]
+    assert completed["next_occurrence"]["due_date"] == "2030-01-10T08:00:00Z"
+    assert skipped["status"] == 409
+    assert test_delivery["event"] == "webhook.test"
+    assert deliveries["items"][0]["id"] == test_delivery["id"]
+    assert {change["kind"] for change in synced["changes"]} <= {"task", "category"}
     # Flower learns a job's end from the worker's events, a moment after the mail went out:
     # ask again (the same block) until it has.
     flower_block = for_this_stack(blocks[-1], stack)
