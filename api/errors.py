@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from api.problems import problem_response
+from api.problems import internal_error, problem_response
 from common.db.errors import database_unavailable
 from common.errors import AppError
 from common.logging import get_logger, request_id_var
@@ -153,14 +153,7 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", path=request.url.path)
-    return problem_response(
-        status=500,
-        code="internal-error",
-        title="Internal server error",
-        detail="Something went wrong on our side; the request id identifies it in our logs",
-        instance=request.url.path,
-        request_id=request_id_var.get(),
-    )
+    return internal_error(request.url.path, request_id_var.get())
 
 
 def install_error_handlers(app: FastAPI) -> None:

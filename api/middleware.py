@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from api.problems import problem_response
+from api.problems import internal_error, problem_response
 from common.logging import get_logger, request_id_var
 from common.ratelimit import RateLimitResult
 
@@ -76,10 +76,12 @@ class RequestContextMiddleware:
         status = 500
         max_body = self._body_limit(scope["path"])
 
+        responded = False
+
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append(_NOSNIFF)
@@ -111,7 +113,18 @@ class RequestContextMiddleware:
                 )
                 await response(scope, receive, send_with_request_id)
             else:
-                await self.app(scope, receive_within_limit, send_with_request_id)
+                try:
+                    await self.app(scope, receive_within_limit, send_with_request_id)
+                except Exception:
+                    # A bug: answered here, inside this middleware, so the 500 carries the
+                    # request id and nosniff like every other answer (Starlette's outermost
+                    # error middleware would send it past them).
+                    if responded:
+                        raise
+                    log.exception("unhandled_error", path=scope["path"])
+                    await internal_error(scope["path"], request_id)(
+                        scope, receive, send_with_request_id
+                    )
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

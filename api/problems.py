@@ -44,6 +44,18 @@ class Problem(BaseModel):
     )
 
 
+def internal_error(instance: str, request_id: str | None) -> Response:
+    """The one answer to a bug: nothing of the failure shown, the request id to find it."""
+    return problem_response(
+        status=500,
+        code="internal-error",
+        title="Internal server error",
+        detail="Something went wrong on our side; the request id identifies it in our logs",
+        instance=instance,
+        request_id=request_id,
+    )
+
+
 def problem_response(
     *,
     status: int,

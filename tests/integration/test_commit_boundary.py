@@ -44,8 +44,8 @@ async def test_a_failing_commit_is_a_500_problem_and_nothing_is_kept(
     commit_fails_for_doomed_names: None,
 ) -> None:
     app.state.resources = resources
-    # Like a real server: the error handler answers, then the exception propagates to the log.
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # The request middleware answers and logs it (raise_app_exceptions would not matter).
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.post(
             "/api/v1/auth/register",
@@ -55,5 +55,8 @@ async def test_a_failing_commit_is_a_500_problem_and_nothing_is_kept(
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert "commit refused" not in response.text  # no internals leak
+    # Like every other answer (it used to be sent past the middleware that adds them):
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.json()["request_id"] == response.headers["X-Request-ID"]
     async with resources.session_factory() as session:
         assert (await session.execute(select(func.count(User.id)))).scalar_one() == 0
