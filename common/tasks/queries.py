@@ -14,7 +14,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -120,8 +120,9 @@ class TaskListQuery:
             "status": [str(s) for s in self.statuses],
             "priority": [str(p) for p in self.priorities],
             "category": [str(c) for c in self.category_ids],
-            "due_from": self.due_from.isoformat() if self.due_from else None,
-            "due_to": self.due_to.isoformat() if self.due_to else None,
+            # One instant, one key: 11:00+01:00 is 10:00Z.
+            "due_from": self.due_from.astimezone(UTC).isoformat() if self.due_from else None,
+            "due_to": self.due_to.astimezone(UTC).isoformat() if self.due_to else None,
             "q": self.q,
             "sort": [str(key) for key in self.sort],
             "parent": str(self.parent_id) if self.parent_id else None,

@@ -149,6 +149,14 @@ async def test_time_bounds_off_the_whole_minute_are_served_but_not_cached(
     assert cache_requests("tasks", "miss") - misses == 1
 
 
+async def test_one_instant_in_two_offsets_is_one_cache_entry(client: httpx.AsyncClient) -> None:
+    account = await register(client)
+    misses = cache_requests("tasks", "miss")
+    for bound in ("2030-01-01T10:00:00Z", "2030-01-01T11:00:00+01:00", "2030-01-01T05:00:00-05:00"):
+        await _list(client, account, due_from=bound)
+    assert cache_requests("tasks", "miss") - misses == 1
+
+
 async def test_an_answer_over_the_entry_cap_is_served_but_not_stored(
     resources: Resources,
 ) -> None:
