@@ -474,12 +474,13 @@ def test_ingress_routes_the_api_paths_only(kdir: Path) -> None:
 
 @pytest.mark.parametrize("kdir", KDIRS, ids=KDIR_IDS)
 def test_ingress_bounds_bodies_time_and_rate(kdir: Path) -> None:
-    """What the proxy in front enforces (docs/deploy.md): 1 MB bodies, short timeouts, a
-    per-client request and connection budget."""
+    """What the proxy in front enforces (docs/deploy.md): bodies no larger than the API's own
+    largest limit (batches, 256 KiB), short timeouts, a per-client request and connection
+    budget."""
     prefix = "nginx.ingress.kubernetes.io/"
     for ing in by_kind(rendered(kdir), "Ingress"):
         notes = {k.removeprefix(prefix): v for k, v in ing["metadata"]["annotations"].items()}
-        assert notes["proxy-body-size"] == "1m"
+        assert notes["proxy-body-size"] == "256k"
         for timeout in ("proxy-connect-timeout", "proxy-send-timeout", "proxy-read-timeout"):
             assert 0 < int(notes[timeout]) <= 60, timeout
         assert int(notes["limit-rps"]) > 0
