@@ -4,6 +4,7 @@ machines or readable console lines for a person at a terminal."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from typing import TextIO
@@ -32,6 +33,23 @@ def _redact_secrets(
 ) -> structlog.types.EventDict:
     for key in _REDACTED_KEYS.intersection(event_dict):
         event_dict[key] = "[redacted]"
+    return event_dict
+
+
+_SERVER_DETAIL = re.compile(r"DETAIL:.*?(?=\\n|\n|$)")
+"""To the end of its line, whether the line ends in a newline or in an escaped one (a repr)."""
+
+
+def _drop_server_details(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """PostgreSQL's DETAIL repeats the values of the row at fault ("Key (email)=(...) already
+    exists"), and asyncpg puts it in the error's text: a logged database error keeps its
+    message, constraint and statement (whose values `hide_parameters` already hides) and loses
+    that line, wherever it appears (a traceback, an `error=repr(exc)`)."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and "DETAIL:" in value:
+            event_dict[key] = _SERVER_DETAIL.sub("DETAIL:  [hidden]", value)
     return event_dict
 
 
@@ -75,6 +93,7 @@ def configure_logging(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _drop_server_details,
             renderer,
         ],
     )

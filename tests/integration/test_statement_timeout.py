@@ -8,17 +8,19 @@ as the lock is held.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from api.resources import Resources
 from common.config import Settings
 from common.db.session import create_engine
+from common.logging import configure_logging, get_logger
 from tests.support.factories import register
 from tests.support.tasks import TASKS, create_task
 
@@ -94,3 +96,30 @@ async def test_bound_values_never_reach_an_error_message(resources: Resources) -
             )
     assert secret not in str(raised.value)
     assert "hidden due to hide_parameters" in str(raised.value)
+
+
+async def test_the_servers_detail_of_a_failed_statement_reaches_no_log_line(
+    resources: Resources,
+) -> None:
+    """PostgreSQL's DETAIL repeats the row's values ("Key (email)=(...) already exists"), and
+    asyncpg puts it in the error's text: logged with the exception, it would print them."""
+    secret = "do-not-log-this-either@example.com"
+    async with resources.engine.connect() as connection:
+        await connection.execute(text("CREATE TEMP TABLE seen (email text UNIQUE)"))
+        await connection.execute(text("INSERT INTO seen VALUES (:email)"), {"email": secret})
+        with pytest.raises(IntegrityError) as raised:
+            await connection.execute(text("INSERT INTO seen VALUES (:email)"), {"email": secret})
+    lines = io.StringIO()
+    configure_logging(json=True, stream=lines)
+    try:
+        log = get_logger("test")
+        try:
+            raise raised.value
+        except IntegrityError as exc:
+            log.exception("unhandled_error")
+            log.error("job_failed", error=repr(exc), message=str(exc.orig))
+    finally:
+        configure_logging()
+    logged = lines.getvalue()
+    assert "unique constraint" in logged  # the error itself is still there
+    assert secret not in logged, logged
