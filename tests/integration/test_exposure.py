@@ -98,3 +98,27 @@ async def test_every_answer_carries_nosniff(
     json_body = None if isinstance(body, str) else body
     response = await client.request(method, path, json=json_body, content=content)
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_a_bug_answers_like_every_other_answer(test_resources: Resources) -> None:
+    """A route that raises: the 500 still carries nosniff, the request id and the problem
+    shape (Starlette's outermost error middleware used to send it past the headers)."""
+
+    async def raises() -> None:
+        raise RuntimeError("secret internals")
+
+    app = create_app(test_resources.settings)
+    app.add_api_route("/raises", raises)
+    app.state.resources = test_resources
+    # Not raised into the test: what matters is what the client was sent.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        response = await c.get("/raises", headers={"X-Request-ID": "trace-me-42"})
+    assert response.status_code == 500
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-ID"] == "trace-me-42"
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:taskpipe:problem:internal-error"
+    assert (problem["status"], problem["request_id"]) == (500, "trace-me-42")
+    assert "secret internals" not in response.text
