@@ -53,6 +53,34 @@ def _drop_server_details(
     return event_dict
 
 
+_CAUSES_SEARCHED = 4
+
+
+def _name_database_error(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """A logged database error names its SQLSTATE and constraint as fields of their own: with
+    its class and message (less the DETAIL, `_drop_server_details`), what it takes to find the
+    cause. Lines without an exception pay one lookup."""
+    exc_info = event_dict.get("exc_info")
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    # SQLAlchemy's error wraps the driver's, which carries both (asyncpg: `constraint_name`);
+    # a few links deep at most, so a cycle of causes cannot hold a log call.
+    for _ in range(_CAUSES_SEARCHED):
+        if not isinstance(error, BaseException):
+            break
+        if (sqlstate := getattr(error, "sqlstate", None)) is not None:
+            event_dict.setdefault("sqlstate", sqlstate)
+        if (constraint := getattr(error, "constraint_name", None)) is not None:
+            event_dict.setdefault("constraint", constraint)
+        error = error.__cause__
+    return event_dict
+
+
 def _orjson_dumps(event_dict: object, **_: object) -> str:
     """One log line per request: orjson renders it several times faster than `json`."""
     return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -92,6 +120,7 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _name_database_error,
             structlog.processors.format_exc_info,
             _drop_server_details,
             renderer,

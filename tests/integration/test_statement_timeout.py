@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -123,3 +124,6 @@ async def test_the_servers_detail_of_a_failed_statement_reaches_no_log_line(
     logged = lines.getvalue()
     assert "unique constraint" in logged  # the error itself is still there
     assert secret not in logged, logged
+    # What it takes to find the cause, as fields a query can match:
+    with_exception = json.loads(logged.splitlines()[0])
+    assert (with_exception["sqlstate"], with_exception["constraint"]) == ("23505", "seen_email_key")
