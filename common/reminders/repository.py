@@ -18,6 +18,11 @@ class ReminderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def lock_scan(self) -> bool:
+        """Take the scan's lock until the commit; False if another scan holds it."""
+        key = func.hashtextextended("reminders:scan", 0)
+        return bool(await self._session.scalar(select(func.pg_try_advisory_xact_lock(key))))
+
     async def lock_due(
         self, now: datetime, *, catch_up: timedelta, limit: int, settings: Settings
     ) -> Sequence[tuple[uuid.UUID, uuid.UUID, str]]:

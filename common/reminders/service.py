@@ -4,7 +4,9 @@ Reminders are rows in PostgreSQL, claimed by a one-minute beat scan, never long-
 Celery tasks (on a Redis broker those are redelivered again and again once the countdown passes
 the visibility timeout). The claim sets `reminder_sent_at` with `FOR UPDATE SKIP LOCKED`, and the
 mail job goes into the outbox in the same transaction, so two racing scans claim each task once
-and a crash between claim and publish loses nothing.
+and a crash between claim and publish loses nothing. One scan claims at a time (a transaction
+advisory lock; a second beat's scan finds it held and claims nothing): row locks alone let two
+scans split one user's tasks between them, and the user would get two digests.
 
 Only verified addresses get reminders: anyone can register with a stranger's address, and
 task titles are theirs to choose. Each digest takes one mail of the address's daily allowance
@@ -73,11 +75,15 @@ class ReminderService:
         self._settings = settings
         self._reminders = ReminderRepository(uow.session)
 
-    async def claim_due(self, now: datetime) -> list[ReminderBatch]:
-        """Claim every due, unreminded, live task of verified users with mail allowance left,
-        and enqueue one digest job per user."""
+    async def claim_due(self, now: datetime, *, limit: int = CLAIM_BATCH) -> list[ReminderBatch]:
+        """Claim up to `limit` due, unreminded, live tasks of verified users with mail
+        allowance left, and enqueue one digest job per user; nothing while another scan is
+        claiming."""
+        if not await self._reminders.lock_scan():
+            log.info("reminder_scan_skipped", reason="another scan is claiming")
+            return []
         due = await self._reminders.lock_due(
-            now, catch_up=CATCH_UP_HORIZON, limit=CLAIM_BATCH, settings=self._settings
+            now, catch_up=CATCH_UP_HORIZON, limit=limit, settings=self._settings
         )
         by_user: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
         addresses: dict[uuid.UUID, str] = {}

@@ -11,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.resources import Resources
+from common.db.uow import UnitOfWork
 from common.models import OutboxJob, Task, TaskStatus
+from common.reminders.service import ReminderService
 from tests.support.factories import register
 from tests.support.reminders import claim
 from tests.support.rows import make_task, make_user, verify_address
@@ -105,6 +107,29 @@ async def test_two_scans_racing_claim_each_task_once(
     async with resources.session_factory() as session:
         unclaimed = await session.execute(select(Task.id).where(Task.reminder_sent_at.is_(None)))
         assert unclaimed.all() == []
+
+
+async def test_a_scan_claims_nothing_while_another_is_claiming(
+    resources: Resources, committed_data: None, broker
+) -> None:  # type: ignore[no-untyped-def]
+    """Row locks alone let a second beat's scan take the tasks the first has not reached
+    yet: here the first stops after one of the user's three tasks (its batch limit), and the
+    user must not get a second digest for the other two while it is still claiming."""
+    async with resources.session_factory() as session:
+        user = await make_user(session)
+        for minutes in (1, 2, 3):
+            await make_task(session, user, due_date=NOW + timedelta(minutes=minutes))
+        await session.commit()
+    async with resources.session_factory() as first_session:
+        first = UnitOfWork(first_session, resources.publisher)
+        (batch,) = await ReminderService(first, resources.settings).claim_due(NOW, limit=1)
+        assert len(batch.task_ids) == 1
+        async with resources.session_factory() as second_session:
+            assert await claim(second_session, resources, NOW) == []
+        await first.commit()
+    async with resources.session_factory() as session:  # the next minute's scan
+        (rest,) = await claim(session, resources, NOW)
+    assert len(rest.task_ids) == 2
 
 
 async def test_moving_the_due_date_rearms_the_reminder(
