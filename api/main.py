@@ -100,14 +100,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     app.add_middleware(MetricsGate, token=token, open_without_token=settings.is_local)
     app.add_middleware(RequestContextMiddleware)
+    # Busiest first: a request is matched against every route before its own, router by
+    # router, ~2 us per route (`/health` behind all the others took 100 us more). The probes'
+    # three routes, then the API's hot ones. No two routers' paths overlap, so the order
+    # changes nothing else.
     app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(users.router)
     app.include_router(tasks.router)
-    app.include_router(categories.router)
-    app.include_router(webhooks.router)
     app.include_router(sync.router)
-    # After the hot routes: requests are matched against routes in order.
+    app.include_router(categories.router)
+    app.include_router(users.router)
+    app.include_router(auth.router)
+    app.include_router(webhooks.router)
     app.include_router(sessions.router)
     app.include_router(tokens.router)
     app.include_router(exports.router)
