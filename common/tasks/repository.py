@@ -6,6 +6,7 @@ of the transaction, the same for every statement of it).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Update
 
 from common.models import Task, TaskStatus, task_categories
 from common.tasks import tree
@@ -60,6 +62,43 @@ _INSERT = (
     )
     .returning(*NEW_TASK_COLUMNS, sort_by_parameter_order=True)
 )
+
+
+@functools.lru_cache(maxsize=512)
+def _update_statement(fields: tuple[str, ...], versioned: bool, keep_due_date: bool) -> Update:
+    """The UPDATE of `TaskRepository.update_changed` for one set of fields, built once: its
+    values are bound parameters (`new_<field>`, `completing`, `match_*`), so a PATCH
+    skips building the statement and its cache key (a tenth of its CPU when built each time)."""
+    columns = Task.__table__.c
+    new = {name: bindparam(f"new_{name}", type_=columns[name].type) for name in fields}
+    values: dict[str, Any] = dict(new)
+    if "due_date" in new:
+        values["reminder_sent_at"] = case(
+            (Task.due_date.is_distinct_from(new["due_date"]), null()),
+            else_=Task.reminder_sent_at,
+        )
+    if "status" in new:
+        values["completed_at"] = case(
+            (Task.status == new["status"], Task.completed_at),
+            (bindparam("completing", type_=Boolean()), _NOW),
+            else_=null(),
+        )
+    statement = (
+        update(Task)
+        .where(
+            Task.id == bindparam("match_id"),
+            Task.user_id == bindparam("match_user_id"),
+            Task.deleted_at.is_(None),
+            or_(*(getattr(Task, name).is_distinct_from(new[name]) for name in fields)),
+        )
+        .values(**values, version=Task.version + 1, updated_at=_NOW)
+        .execution_options(synchronize_session=False)
+    )
+    if keep_due_date:
+        statement = statement.where(Task.due_date.is_not_distinct_from(new["due_date"]))
+    if not versioned:
+        return statement.returning(Task.id)
+    return statement.where(Task.version == bindparam("match_version")).returning(*VIEW_COLUMNS)
 
 
 class TaskRepository:
@@ -106,40 +145,21 @@ class TaskRepository:
         its reminder; a status change sets `completed_at` when it becomes `completed` and
         clears it otherwise (the CASEs see the row before the update).
         """
-        values: dict[str, Any] = dict(changes)
-        if "due_date" in changes:
-            values["reminder_sent_at"] = case(
-                (Task.due_date.is_distinct_from(changes["due_date"]), null()),
-                else_=Task.reminder_sent_at,
-            )
+        statement = _update_statement(tuple(sorted(changes)), version is not None, keep_due_date)
+        parameters = {f"new_{name}": value for name, value in changes.items()}
+        parameters.update(match_id=task_id, match_user_id=user_id)
+        if version is not None:
+            parameters["match_version"] = version
         if "status" in changes:
-            completed = changes["status"] is TaskStatus.COMPLETED
-            values["completed_at"] = case(
-                (Task.status == changes["status"], Task.completed_at),
-                else_=func.statement_timestamp() if completed else null(),
-            )
-        stmt = (
-            update(Task)
-            .where(
-                Task.id == task_id,
-                Task.user_id == user_id,
-                Task.deleted_at.is_(None),
-                or_(*(getattr(Task, name).is_distinct_from(v) for name, v in changes.items())),
-            )
-            .values(**values, version=Task.version + 1, updated_at=func.statement_timestamp())
-            .execution_options(synchronize_session=False)
-        )
-        if keep_due_date:
-            stmt = stmt.where(Task.due_date.is_not_distinct_from(changes["due_date"]))
+            parameters["completing"] = changes["status"] is TaskStatus.COMPLETED
         if version is None:
             # Without a version check the UPDATE may have waited for another writer's row
             # lock (a category assignment, say) and RETURNING's subquery would still see the
             # categories of before; a statement of its own sees the committed state.
-            if (await self._execute(stmt.returning(Task.id))).first() is None:
+            if (await self._execute(statement, parameters)).first() is None:
                 return None
             return await self.get_view(user_id, task_id)
-        stmt = stmt.where(Task.version == version).returning(*VIEW_COLUMNS)
-        return (await self._execute(stmt)).first()
+        return (await self._execute(statement, parameters)).first()
 
     async def lock_tree(self, user_id: uuid.UUID) -> None:
         """Serialise the changes of the user's task tree (new parents, deletes, restores) until
