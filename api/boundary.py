@@ -42,10 +42,17 @@ class UnitOfWorkRoute(APIRoute):
         return handle_in_unit_of_work
 
 
-def open_unit_of_work(request: Request, resources: Resources) -> UnitOfWork:
-    """The request's unit of work; `UnitOfWorkRoute` ends it."""
-    uow = resources.unit_of_work()
-    request.scope[_SCOPE_KEY] = uow
+def resources_of(request: Request) -> Resources:
+    """The process's resources (`api.resources`), set on the app at startup."""
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def open_unit_of_work(request: Request) -> UnitOfWork:
+    """The request's unit of work, opened on first use; `UnitOfWorkRoute` ends it."""
+    uow: UnitOfWork | None = request.scope.get(_SCOPE_KEY)
+    if uow is None:
+        uow = request.scope[_SCOPE_KEY] = resources_of(request).unit_of_work()
     return uow
 
 

@@ -148,7 +148,6 @@ async def refresh(
 async def logout(
     request: Request,
     auth: AuthServiceDep,
-    resources: ResourcesDep,
     credentials: BearerCredentials,
     client: ClientDep,
     body: RefreshIn | None = None,
@@ -157,7 +156,7 @@ async def logout(
         await auth.logout(body.refresh_token, client)
     else:
         session = SecurityScopes([ACCOUNT_MANAGEMENT])
-        principal = await get_principal(request, session, resources, credentials)
+        principal = await get_principal(request, session, credentials)
         assert principal.session_id is not None  # sessions only, by the scope above
         await auth.logout_session(principal.user_id, principal.session_id, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi import status as http
 from starlette.responses import Response
 
-from api.boundary import UnitOfWorkRoute
-from api.deps import CategoriesReader, CategoriesWriter, ResourcesDep, UnitOfWorkDep
+from api.boundary import UnitOfWorkRoute, open_unit_of_work, resources_of
+from api.deps import CategoriesReader, CategoriesWriter
 from api.http_cache import documented_problems, json_response
 from api.schemas.categories import CategoryCreate, CategoryList, CategoryOut, CategoryUpdate
 from common.categories.schemas import render_category
@@ -22,8 +22,9 @@ router = APIRouter(prefix="/api/v1/categories", tags=["categories"], route_class
 NOT_YOURS = "Another user's category answers 404, exactly like a missing one."
 
 
-async def get_category_service(uow: UnitOfWorkDep, resources: ResourcesDep) -> CategoryService:
-    return CategoryService(uow, resources.cache, resources.cursors)
+async def get_category_service(request: Request) -> CategoryService:
+    resources = resources_of(request)
+    return CategoryService(open_unit_of_work(request), resources.cache, resources.cursors)
 
 
 CategoryServiceDep = Annotated[CategoryService, Depends(get_category_service)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from api.deps import ResourcesDep, TasksAndCategoriesReader
+from api.boundary import resources_of
+from api.deps import TasksAndCategoriesReader
 from api.http_cache import documented_problems, json_response
 from common.cursors import MAX_CURSOR_LENGTH
 from common.sync.reader import DEFAULT_LIMIT, MAX_LIMIT, SyncReader
@@ -16,7 +17,8 @@ from common.sync.schemas import SyncPage
 router = APIRouter(prefix="/api/v1/sync", tags=["sync"])
 
 
-async def get_sync_reader(resources: ResourcesDep) -> SyncReader:
+async def get_sync_reader(request: Request) -> SyncReader:
+    resources = resources_of(request)
     return SyncReader(resources.reads, resources.cache, resources.cursors)
 
 

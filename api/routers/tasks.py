@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi import status as http
 from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
-from api.boundary import UnitOfWorkRoute
-from api.deps import ResourcesDep, TasksReader, TasksWriter, UnitOfWorkDep
+from api.boundary import UnitOfWorkRoute, open_unit_of_work, resources_of
+from api.deps import ResourcesDep, TasksReader, TasksWriter
 from api.http_cache import (
     ETAG_HEADER,
     NOT_MODIFIED,
@@ -67,14 +67,15 @@ register_url_convertor("task_id", _TaskIdSegment())
 NOT_YOURS = "Another user's task answers 404, exactly like a missing or deleted one."
 
 
-async def get_task_service(uow: UnitOfWorkDep) -> TaskService:
-    return TaskService(uow)
+async def get_task_service(request: Request) -> TaskService:
+    return TaskService(open_unit_of_work(request))
 
 
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 
 
-async def get_task_reader(resources: ResourcesDep) -> TaskReader:
+async def get_task_reader(request: Request) -> TaskReader:
+    resources = resources_of(request)
     return TaskReader(resources.reads, resources.cache, resources.cursors)
 
 
@@ -111,14 +112,16 @@ RespondOnce = Callable[[Any, Callable[[], Awaitable[Response]]], Awaitable[Respo
 
 
 async def respond_once(
-    principal: TasksWriter,
-    resources: ResourcesDep,
-    uow: UnitOfWorkDep,
-    idempotency_key: IdempotencyKey = None,
+    request: Request, principal: TasksWriter, idempotency_key: IdempotencyKey = None
 ) -> RespondOnce:
     """The request's answer, once per `Idempotency-Key` (`api.idempotency`): a handler gives
     what identifies the request and the work that answers it."""
-    return functools.partial(resources.idempotency.respond, uow, principal.user_id, idempotency_key)
+    return functools.partial(
+        resources_of(request).idempotency.respond,
+        open_unit_of_work(request),
+        principal.user_id,
+        idempotency_key,
+    )
 
 
 OnceDep = Annotated[RespondOnce, Depends(respond_once)]
@@ -300,8 +303,8 @@ async def within_batch_limit(principal: TasksWriter, resources: ResourcesDep) ->
         raise RateLimited("Too many batches for this account; slow down", headers=result.headers)
 
 
-async def get_batches(uow: UnitOfWorkDep) -> TaskBatches:
-    return TaskBatches(uow)
+async def get_batches(request: Request) -> TaskBatches:
+    return TaskBatches(open_unit_of_work(request))
 
 
 TaskBatchesDep = Annotated[TaskBatches, Depends(get_batches)]

@@ -7,8 +7,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from api.boundary import UnitOfWorkRoute
-from api.deps import get_uow
+from api.boundary import UnitOfWorkRoute, open_unit_of_work
 from api.routers import auth, categories, exports, health, sessions, tasks, tokens, users
 
 ROUTERS = (
@@ -29,12 +28,18 @@ def _calls(dependant: Any) -> Iterator[object]:
         yield from _calls(dependency)
 
 
+def _opens_unit_of_work(call: object) -> bool:
+    """A dependency that calls `api.boundary.open_unit_of_work` (`get_uow` or a service's)."""
+    code = getattr(call, "__code__", None)
+    return code is not None and open_unit_of_work.__name__ in code.co_names
+
+
 def test_routes_that_use_the_unit_of_work_are_unit_of_work_routes() -> None:
     using = [
         route
         for router in ROUTERS
         for route in router.routes
-        if isinstance(route, APIRoute) and get_uow in set(_calls(route.dependant))
+        if isinstance(route, APIRoute) and any(map(_opens_unit_of_work, _calls(route.dependant)))
     ]
     assert len(using) >= 30  # auth, users, sessions, tokens, exports, tasks, categories
     assert [r.path for r in using if not isinstance(r, UnitOfWorkRoute)] == []
