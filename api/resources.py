@@ -81,7 +81,10 @@ class Resources:
             broker=broker,
             security_redis=security,
             hasher=PasswordHasher(
-                settings.bcrypt_rounds, settings.max_concurrent_hashes, settings.max_queued_hashes
+                settings.password_hash_memory_kib,
+                settings.password_hash_iterations,
+                settings.max_concurrent_hashes,
+                settings.max_queued_hashes,
             ),
             limiter=RateLimiter(security, fail_open=settings.rate_limit_fail_open),
             lockout=LoginLockout(security, settings),

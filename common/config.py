@@ -75,10 +75,15 @@ class Settings(BaseSettings):
     refresh_token_ttl: PositiveInt = 30 * 24 * 3600
     email_token_ttl: PositiveInt = 24 * 3600
     password_reset_token_ttl: PositiveInt = 3600
-    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    password_hash_memory_kib: int = Field(default=19_456, ge=8, le=1_048_576)
+    """Argon2id's memory per password hash (KiB); the default is OWASP's recommended minimum
+    (19 MiB), with `password_hash_iterations` 2 and one lane. Raising either replaces each
+    stored hash at its owner's next sign-in."""
+    password_hash_iterations: int = Field(default=2, ge=1, le=20)
     max_concurrent_hashes: PositiveInt = 2
-    """Per API process (one per core in production): bcrypt threads, which run at a lower OS
-    priority than requests; more would only queue for the same cores."""
+    """Per API process (one per core in production): hashing threads, which run at a lower OS
+    priority than requests; more would only queue for the same cores (and each holds
+    `password_hash_memory_kib` while it hashes)."""
     max_queued_hashes: int = Field(default=32, ge=0)
     """Hashes that may wait for a thread (per process); past that a login or registration
     answers 503 with Retry-After instead of queueing for seconds."""

@@ -2,7 +2,7 @@
 
 One row per seeded account: email, password, and the refresh token of a session the seed opened
 for it, so a simulated user resumes that session (`POST /auth/refresh`, cheap) the way a real
-client does, instead of every user paying a bcrypt login at once. Locust-free on purpose.
+client does, instead of every user paying a password login at once. Locust-free on purpose.
 """
 
 from __future__ import annotations

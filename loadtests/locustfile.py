@@ -17,11 +17,11 @@ Three kinds of simulated user share the same behaviour code with different mixes
   of new tasks) and checks that the feed brings back every change it made (a 410 starts a
   full sync again).
 
-Both resume the session the seed opened for their account (`POST /auth/refresh`, no bcrypt), as
-real clients holding a refresh token do; a few sign in with their password instead, and a small
-steady share signs out and in again during the run, so bcrypt's cost is in the mix at a realistic
-rate, not as a stampede. Every answer is checked (status, shape, and that filters and versions
-hold), so a wrong answer is a failure, not a success.
+Both resume the session the seed opened for their account (`POST /auth/refresh`, no password
+hash), as real clients holding a refresh token do; a few sign in with their password instead,
+and a small steady share signs out and in again during the run, so the password hash's cost is
+in the mix at a realistic rate, not as a stampede. Every answer is checked (status, shape, and
+that filters and versions hold), so a wrong answer is a failure, not a success.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ PLANNER_ACTIONS = {
     "sign_in_again": 2,
 }
 """What a planner does next, in 1000ths: 48 % reads, 51 % writes. Over both kinds ~82 % of the
-actions read; logins are 0.2 % (~0.7/s at 1000 users, ~170 ms of bcrypt CPU per second)."""
+actions read; logins are 0.2 % (~0.7/s at 1000 users, ~20 ms of Argon2id CPU per second)."""
 
 SYNCER_ACTIONS = {
     "poll_changes": 700,
@@ -424,7 +424,7 @@ class TaskAppUser(FastHttpUser):
 
     @tag("auth")
     def sign_in_again(self) -> None:
-        """Sign out, then in with the password: the path that pays bcrypt."""
+        """Sign out, then in with the password: the path that pays the password hash."""
         self.call(
             "POST",
             routes.LOGOUT,

@@ -22,7 +22,6 @@ the end of an outage): that is the spike shape's job, not the capacity figure's.
 DEFAULT_HOLD = "3m"
 DEFAULT_TASKS_PER_USER = 100
 DEFAULT_DATABASE = "taskpipe_load"
-BCRYPT_ROUNDS = 12
 PLATFORM_NICE = 5
 """Locust shares the machine with what it measures. Under a CPU-bound platform the kernel would
 make Locust wait its turn behind the uvicorn workers, and that wait, which no remote client
@@ -42,7 +41,6 @@ class Options:
     locust_processes: int
     tasks_per_user: int
     database: str
-    bcrypt_rounds: int
     profile: str | None
     p95_target_ms: float
     report_root: Path
@@ -87,7 +85,6 @@ def parse_args(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--tasks-per-user", type=int, default=DEFAULT_TASKS_PER_USER)
     parser.add_argument("--database", default=DEFAULT_DATABASE, help="default taskpipe_load")
-    parser.add_argument("--bcrypt-rounds", type=int, default=BCRYPT_ROUNDS, help="default 12")
     parser.add_argument(
         "--profile",
         nargs="?",
@@ -126,7 +123,6 @@ def parse_args(argv: Sequence[str]) -> Options:
         locust_processes=args.locust_processes,
         tasks_per_user=args.tasks_per_user,
         database=args.database,
-        bcrypt_rounds=args.bcrypt_rounds,
         profile=args.profile,
         p95_target_ms=args.p95_target_ms,
         report_root=args.report_dir,

@@ -10,9 +10,9 @@
    them (`devstack.machine.RedisClaim`: cache and limits, and the Celery broker), flushed
    before each step.
 2. The platform in production mode: `TASKPIPE_ENV=production` with a JWT secret and a Flower
-   password generated for the run, bcrypt cost 12, INFO logs; the API as everywhere else
-   (`python -m api.server`, uvloop and httptools) with several workers; a Celery worker and
-   beat; a mail catcher. Logs go to `logs/`.
+   password generated for the run, Argon2id at the production cost, INFO logs; the API as
+   everywhere else (`python -m api.server`, uvloop and httptools) with several workers; a
+   Celery worker and beat; a mail catcher. Logs go to `logs/`.
 3. `loadtests.seed` for the accounts, tasks and sessions, then Locust headless. `--duration` is
    the steady state *after* the ramp: Locust runs users/spawn-rate + 10 s + duration.
 4. Everything it started is stopped (also on Ctrl-C), and `loadtests/reports/<timestamp>/`

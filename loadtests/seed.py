@@ -3,8 +3,8 @@
     python -m loadtests.seed --users 1000 --tasks-per-user 100 [--credentials PATH]
 
 Reads the database and JWT settings from the same `TASKPIPE_*` variables as the app. Direct SQL
-(COPY) with ONE bcrypt hash computed at the app's cost for every account: hashing 1000
-passwords one by one at cost 12 would take minutes of CPU and prove nothing. The login path
+(COPY) with ONE Argon2id hash computed at the app's cost for every account: hashing 1000
+passwords one by one would take a minute of CPU and prove nothing. The login path
 itself stays in the scenario.
 
 For each account it also opens a session (a refresh-token family and its first refresh token,
@@ -37,12 +37,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from common.auth.tokens import hash_token, issue_token
 from common.config import Settings, get_settings
+from common.security.passwords import argon2id
 from loadtests.accounts import Account, credentials_path, write_accounts
 from loadtests.content import CATEGORIES, task_description, task_title
 
@@ -117,7 +117,6 @@ class SeedOptions:
     password: str = DEFAULT_PASSWORD
     sessions: bool = True
     random_seed: int = 1
-    bcrypt_rounds: int | None = None  # None: the app's setting
 
 
 @dataclass
@@ -318,10 +317,10 @@ async def seed(settings: Settings, options: SeedOptions) -> SeedResult:
         return time.perf_counter()
 
     now = datetime.now(UTC).replace(microsecond=0)
-    rounds = options.bcrypt_rounds or settings.bcrypt_rounds
     mark = time.perf_counter()
-    password_hash = bcrypt.hashpw(options.password.encode(), bcrypt.gensalt(rounds)).decode()
-    mark = lap("bcrypt_once", mark)
+    hasher = argon2id(settings.password_hash_memory_kib, settings.password_hash_iterations)
+    password_hash = hasher.hash(options.password)
+    mark = lap("hash_once", mark)
 
     engine = create_async_engine(settings.database_url, poolclass=NullPool)
     try:
@@ -376,11 +375,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-sessions",
         action="store_true",
-        help="open no sessions: every simulated user then logs in with its password (bcrypt); "
+        help="open no sessions: every simulated user then logs in with its password (hashing); "
         "use when the seed cannot know the app's TASKPIPE_JWT_SECRET",
     )
     parser.add_argument("--random-seed", type=int, default=1, help="content is reproducible")
-    parser.add_argument("--bcrypt-rounds", type=int, help="default: the app's setting")
     args = parser.parse_args(argv)
     if args.users < 1 or args.tasks_per_user < 0:
         parser.error("--users must be >= 1 and --tasks-per-user >= 0")
@@ -397,7 +395,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         password=args.password,
         sessions=not args.no_sessions,
         random_seed=args.random_seed,
-        bcrypt_rounds=args.bcrypt_rounds,
     )
     settings = get_settings()
     result = asyncio.run(seed(settings, options))

@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from common.config import Settings
 from devstack.machine import RedisClaim, free_port
 from loadtests import env
 from loadtests.measuring import CpuSampler, start_profilers
@@ -50,6 +51,10 @@ class Context:
     accounts: int
 
 
+def _default(setting: str) -> object:
+    return Settings.model_fields[setting].default
+
+
 def platform_environment(
     database_url: str, redis_claim: RedisClaim, options: Options, heartbeat_dir: Path
 ) -> dict[str, str]:
@@ -63,7 +68,9 @@ def platform_environment(
             # Production hides both unless asked: the runner reads the API's map and metrics.
             "TASKPIPE_PUBLIC_DOCS": "true",
             "TASKPIPE_METRICS_TOKEN": secrets.token_urlsafe(32),
-            "TASKPIPE_BCRYPT_ROUNDS": str(options.bcrypt_rounds),
+            # Passwords at the production cost, whatever the calling shell says.
+            "TASKPIPE_PASSWORD_HASH_MEMORY_KIB": str(_default("password_hash_memory_kib")),
+            "TASKPIPE_PASSWORD_HASH_ITERATIONS": str(_default("password_hash_iterations")),
             "TASKPIPE_DATABASE_URL": database_url,
             "TASKPIPE_REDIS_URL": redis_claim.url(0),
             "TASKPIPE_BROKER_URL": redis_claim.url(1),

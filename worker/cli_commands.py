@@ -89,7 +89,10 @@ def create_user(email: str, name: str, password: str, *, verified: bool) -> dict
         raise WeakPassword(problem)
 
     async def insert(runtime: WorkerRuntime) -> dict[str, Any]:
-        hasher = PasswordHasher(runtime.settings.bcrypt_rounds, 1)
+        settings = runtime.settings
+        hasher = PasswordHasher(
+            settings.password_hash_memory_kib, settings.password_hash_iterations, 1
+        )
         try:
             password_hash = await hasher.hash(password)
         finally:

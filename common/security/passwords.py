@@ -1,16 +1,20 @@
-"""bcrypt hashing off the event loop, with a cap on concurrent and waiting hashes.
+"""Password hashing (Argon2id) off the event loop, with a cap on concurrent and waiting hashes.
 
-bcrypt is deliberately slow CPU work (~250 ms at cost 12). Hashing on a small dedicated thread
-pool keeps the event loop free and bounds the CPU a login burst can take; callers hash before
-they open a database session, so a queue of logins never holds pooled connections. The hashing
-threads run at a lower OS priority than the event loop: when the CPU is short, the requests in
-flight keep it and logins wait (a login is 250 ms anyway; a task list must stay at a few ms).
-The queue in front of the threads is bounded too: past `max_queued` waiting hashes a login or a
-registration answers 503 with Retry-After at once, instead of every one of them waiting seconds
-(and holding its client's connection) behind a flood.
+Argon2id at OWASP's recommended minimum (19 MiB, 2 iterations, 1 lane) costs about 27 ms of
+CPU here; bcrypt at cost 12, used before, about 290 ms for no more resistance: bcrypt is not
+memory-hard, so Argon2id's 19 MiB per guess is what makes GPU guessing expensive. A login
+still hashes on a small dedicated thread pool, which keeps the event loop free and bounds the
+CPU a burst can take; callers hash before they open a database session, so a queue of logins
+never holds pooled connections. The hashing threads run at a lower OS priority than the event
+loop: when the CPU is short, the requests in flight keep it and logins wait. The queue in front
+of the threads is bounded too: past `max_queued` waiting hashes a login or a registration
+answers 503 with Retry-After at once, instead of every one of them waiting seconds (and holding
+its client's connection) behind a flood.
 
-bcrypt reads only the first 72 bytes of a password. Registration refuses longer ones, and a
-login with a longer one fails: otherwise any text appended to a 72-byte password would log in.
+Hashes made before Argon2id are bcrypt (`$2b$`): they still verify, and a successful sign-in
+replaces them (`needs_rehash`). bcrypt reads only the first 72 bytes of a password, so
+passwords stay limited to 72 bytes: a longer one would log in to such an account with any text
+appended to its first 72 bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import argon2
 import bcrypt
 
 from common.errors import ServiceUnavailable
@@ -72,37 +77,60 @@ class HashingBusy(ServiceUnavailable):
         )
 
 
+def argon2id(memory_kib: int, iterations: int) -> argon2.PasswordHasher:
+    """The Argon2id hasher of these costs, one lane (synchronous: the seed of a load test)."""
+    return argon2.PasswordHasher(
+        time_cost=iterations, memory_cost=memory_kib, parallelism=1, type=argon2.Type.ID
+    )
+
+
 class PasswordHasher:
-    def __init__(self, rounds: int, max_concurrent: int, max_queued: int = 32) -> None:
-        self._rounds = rounds
+    """Argon2id hashes with `memory_kib` and `iterations`; bcrypt ones from before still
+    verify. The cost of a verification follows the stored hash, not the settings."""
+
+    def __init__(
+        self, memory_kib: int, iterations: int, max_concurrent: int, max_queued: int = 32
+    ) -> None:
+        self._argon2 = argon2id(memory_kib, iterations)
         self._pool = ThreadPoolExecutor(
             max_workers=max_concurrent,
-            thread_name_prefix="bcrypt",
+            thread_name_prefix="password-hash",
             initializer=_lower_this_threads_priority,
         )
         self._capacity = max_concurrent + max_queued
         self._in_flight = 0
-        self._dummy_hash: bytes | None = None
+        self._dummy_hash: str | None = None
 
     async def hash(self, password: str) -> str:
-        salt = bcrypt.gensalt(rounds=self._rounds)
-        hashed = await self._run(bcrypt.hashpw, password.encode(), salt)
-        return hashed.decode()
+        return await self._run(self._argon2.hash, password)
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Check a password; with no hash (unknown user) or one longer than bcrypt reads,
-        still spend the same time, then fail."""
-        encoded = password.encode()
-        too_long = len(encoded) > BCRYPT_MAX_BYTES
-        if password_hash is None or too_long:
-            await self._run(bcrypt.checkpw, encoded[:BCRYPT_MAX_BYTES], await self._dummy())
+        still spend the time of a check, then fail."""
+        if password_hash is None or len(password.encode()) > BCRYPT_MAX_BYTES:
+            await self._run(self._argon2_matches, await self._dummy(), password)
             return False
-        return await self._run(bcrypt.checkpw, encoded, password_hash.encode())
+        if password_hash.startswith("$2"):
+            return await self._run(_bcrypt_matches, password_hash, password)
+        return await self._run(self._argon2_matches, password_hash, password)
 
-    async def _dummy(self) -> bytes:
+    def needs_rehash(self, password_hash: str) -> bool:
+        """A bcrypt hash, or an Argon2id one of other parameters: replace it at sign-in."""
+        if password_hash.startswith("$2"):
+            return True
+        with contextlib.suppress(argon2.exceptions.InvalidHashError):
+            return self._argon2.check_needs_rehash(password_hash)
+        return True
+
+    def _argon2_matches(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._argon2.verify(password_hash, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+
+    async def _dummy(self) -> str:
         if self._dummy_hash is None:
-            salt = bcrypt.gensalt(rounds=self._rounds)
-            self._dummy_hash = await self._run(bcrypt.hashpw, secrets.token_bytes(16), salt)
+            self._dummy_hash = await self._run(self._argon2.hash, secrets.token_urlsafe(16))
         return self._dummy_hash
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -116,3 +144,10 @@ class PasswordHasher:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _bcrypt_matches(password_hash: str, password: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode(), password_hash.encode())
+    except ValueError:  # not a well-formed bcrypt hash
+        return False

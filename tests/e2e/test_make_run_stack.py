@@ -144,7 +144,8 @@ def stack(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "TASKPIPE_FLOWER_PORT": str(flower),
         "TASKPIPE_SMTP_PORT": str(mail),
         "TASKPIPE_PUBLIC_URL": f"http://127.0.0.1:{api}",
-        "TASKPIPE_BCRYPT_ROUNDS": "4",
+        "TASKPIPE_PASSWORD_HASH_MEMORY_KIB": "1024",
+        "TASKPIPE_PASSWORD_HASH_ITERATIONS": "1",
     }
     data_dir = root / "data"
     terminal = Terminal(

@@ -46,7 +46,7 @@ async def test_register_returns_tokens_and_an_inactive_user(
     stored = (
         await session.execute(select(User).where(User.id == uuid.UUID(user["id"])))
     ).scalar_one()
-    assert stored.password_hash.startswith("$2b$04$")  # bcrypt at the test cost
+    assert stored.password_hash.startswith("$argon2id$v=19$m=1024,t=1,p=1$")  # the test cost
 
 
 async def test_register_enqueues_one_verification_mail_job(

@@ -123,7 +123,8 @@ async def test_the_seed_hashes_once_at_the_apps_cost(
             )
         ).scalars()
         (only,) = list(hashes)
-    assert only.startswith(f"$2b${settings.bcrypt_rounds:02d}$")
+    cost = f"m={settings.password_hash_memory_kib},t={settings.password_hash_iterations},p=1"
+    assert only.startswith(f"$argon2id$v=19${cost}$")
 
 
 async def test_seed_without_sessions_and_with_a_bad_prefix(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""Access tokens verified once and remembered; bcrypt hashing at a lower OS priority."""
+"""Access tokens verified once and remembered; password hashing at a lower OS priority."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def _own_niceness() -> int:
 
 
 async def test_hashing_threads_run_at_a_lower_priority_than_the_caller() -> None:
-    hasher = PasswordHasher(rounds=4, max_concurrent=1)
+    hasher = PasswordHasher(1024, 1, max_concurrent=1)
     try:
         in_pool = await hasher._run(_own_niceness)
     finally:
