@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from sqlalchemy import ColumnElement, delete, exists, func, select
 
+from common.accounts.errors import NoticePending
 from common.db.uow import UnitOfWork
 from common.jobs import JobName, Queue
 from common.logging import get_logger
@@ -37,10 +38,6 @@ class Erasure(enum.StrEnum):
     """The batch budget ran out; a new job goes on."""
     NOT_DUE = "not_due"
     """Gone already, restored, or its grace period not over."""
-
-
-class NoticePending(Exception):
-    """A notice of the account is still to be mailed; retry the erasure shortly."""
 
 
 def _user_rows() -> list[tuple[type[Task] | type[Category], ColumnElement[bool] | None]]:

@@ -27,7 +27,7 @@ import orjson
 from sqlalchemy import ColumnElement, Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import AppError
+from common.accounts.errors import ArchiveTooLarge
 from common.models import Category, Task, User, task_categories
 
 JSON_NAME = "taskpipe-export.json"
@@ -37,11 +37,6 @@ PAGE = 1000
 SPILL_BYTES = 8 * 1024 * 1024
 _PROFILE = ("id", "email", "full_name", "timezone", "reminder_minutes_before", "created_at")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class ArchiveTooLarge(AppError):
-    code = "export-too-large"
-    title = "The export is larger than allowed"
 
 
 def _owned_columns(model: type[Task] | type[Category]) -> list[Any]:

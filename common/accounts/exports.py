@@ -25,12 +25,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from common.accounts.export_archive import ArchiveTooLarge, build_archive
+from common.accounts.errors import ArchiveTooLarge, ExportRunning, ExportsSpent
+from common.accounts.export_archive import build_archive
 from common.auth.activity import ActivityLog
 from common.config import Settings
 from common.db.session import ReadConnection
 from common.db.uow import UnitOfWork
-from common.errors import Conflict, NotFound, RateLimited
+from common.errors import NotFound
 from common.jobs import JobName, Queue
 from common.logging import get_logger
 from common.models import AccountExport, ActivityKind, ExportStatus, User
@@ -45,15 +46,6 @@ STALE_AFTER = timedelta(hours=1)
 """An export still unfinished this long after it was asked for has lost its job."""
 DOWNLOAD_SLICE = 1024 * 1024
 _UNFINISHED = (ExportStatus.PENDING, ExportStatus.RUNNING)
-
-
-class ExportRunning(Conflict):
-    code = "export-running"
-    title = "An export is already being prepared"
-
-
-class ExportsSpent(RateLimited):
-    code = "export-limit"
 
 
 def download_token(settings: Settings, export_id: uuid.UUID) -> str:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
+from common.accounts.errors import TooManyTokens
 from common.accounts.personal_tokens import new_personal_token
 from common.auth.activity import ActivityLog
 from common.auth.revocation import TokenRevocations
@@ -17,14 +18,9 @@ from common.auth.sessions import CredentialRevoker
 from common.auth.tokens import hash_token
 from common.config import Settings
 from common.db.uow import UnitOfWork
-from common.errors import Conflict, NotFound
+from common.errors import NotFound
 from common.models import ActivityKind, PersonalAccessToken
 from common.security.network import Client
-
-
-class TooManyTokens(Conflict):
-    code = "too-many-tokens"
-    title = "Too many personal access tokens"
 
 
 @dataclass(frozen=True, slots=True)

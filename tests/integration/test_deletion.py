@@ -16,7 +16,8 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.resources import Resources
-from common.accounts.erasure import Erasure, NoticePending, due_accounts, erase_account
+from common.accounts.erasure import Erasure, due_accounts, erase_account
+from common.accounts.errors import NoticePending
 from common.auth.tokens import action_token_for
 from common.config import Settings
 from common.db.outbox import OutboxRepository

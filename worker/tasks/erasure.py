@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 
 from common import jobstats
-from common.accounts.erasure import Erasure, NoticePending, due_accounts, erase_account
+from common.accounts.erasure import Erasure, due_accounts, erase_account
+from common.accounts.errors import NoticePending
 from common.jobs import JobName, Queue
 from worker.policy import RetryPolicy, job
 from worker.runtime import WorkerRuntime
