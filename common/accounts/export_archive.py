@@ -17,18 +17,17 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.accounts.errors import ArchiveTooLarge
-from common.models import Category, Task, User, task_categories
+from common.accounts.repository import EXPORTED_TASK_COLUMNS, ExportRepository
+from common.models import User
 
 JSON_NAME = "taskpipe-export.json"
 CSV_NAME = "tasks.csv"
@@ -39,18 +38,15 @@ _PROFILE = ("id", "email", "full_name", "timezone", "reminder_minutes_before", "
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _owned_columns(model: type[Task] | type[Category]) -> list[Any]:
-    return [column for column in model.__table__.columns if column.name != "user_id"]
-
-
-_TASK_COLUMNS = _owned_columns(Task)
-CSV_HEADER = [column.name for column in _TASK_COLUMNS] + ["categories"]
+_TASK_FIELDS = [column.name for column in EXPORTED_TASK_COLUMNS]
+CSV_HEADER = [*_TASK_FIELDS, "categories"]
 
 
 async def build_archive(
     session: AsyncSession, user: User, *, now: datetime, max_bytes: int
 ) -> bytes:
-    categories = await _categories(session, user)
+    exports = ExportRepository(session)
+    categories = await exports.categories(user.id)
     names = {row["id"]: row["name"] for row in categories}
     with (
         SpooledTemporaryFile(max_size=SPILL_BYTES) as archive_file,
@@ -69,7 +65,7 @@ async def build_archive(
                 }
                 out.write(_json(head)[:-1] + b',"tasks":[')
                 first = True
-                async for task, category_ids in _tasks(session, user):
+                async for task, category_ids in _tasks(exports, user):
                     entry = _json({**task, "category_ids": category_ids})
                     out.write((b"" if first else b",") + entry)
                     first = False
@@ -100,25 +96,17 @@ def _profile(user: User) -> dict[str, Any]:
     return profile
 
 
-async def _categories(session: AsyncSession, user: User) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(*_owned_columns(Category)).where(Category.user_id == user.id).order_by(Category.name)
-    )
-    return [dict(row._mapping) for row in rows]
-
-
 async def _tasks(
-    session: AsyncSession, user: User
+    exports: ExportRepository, user: User
 ) -> AsyncIterator[tuple[dict[str, Any], list[Any]]]:
-    """Live tasks, then soft-deleted ones (each set read on the index that serves it), a
-    page at a time, each with its category ids."""
-    for kept in (Task.deleted_at.is_(None), Task.deleted_at.is_not(None)):
+    """Live tasks, then soft-deleted ones, a page at a time, each with its category ids."""
+    for deleted in (False, True):
         after: tuple[Any, Any] | None = None
         while True:
-            page = (await session.execute(_page(user, kept, after))).all()
+            page = await exports.task_page(user.id, deleted=deleted, after=after, limit=PAGE)
             if not page:
                 break
-            links = await _category_links(session, [row.id for row in page])
+            links = await exports.category_ids([row.id for row in page])
             for row in page:
                 yield dict(row._mapping), links.get(row.id, [])
             after = (page[-1].created_at, page[-1].id)
@@ -126,27 +114,8 @@ async def _tasks(
                 break
 
 
-def _page(user: User, kept: ColumnElement[bool], after: tuple[Any, Any] | None) -> Select[Any]:
-    stmt = select(*_TASK_COLUMNS).where(Task.user_id == user.id, kept)
-    if after is not None:
-        stmt = stmt.where(tuple_(Task.created_at, Task.id) > after)
-    return stmt.order_by(Task.created_at, Task.id).limit(PAGE)
-
-
-async def _category_links(session: AsyncSession, task_ids: list[Any]) -> Mapping[Any, list[Any]]:
-    rows = await session.execute(
-        select(task_categories.c.task_id, task_categories.c.category_id).where(
-            task_categories.c.task_id.in_(task_ids)
-        )
-    )
-    links: defaultdict[Any, list[Any]] = defaultdict(list)
-    for task_id, category_id in rows:
-        links[task_id].append(category_id)
-    return links
-
-
 def _csv_row(task: Mapping[str, Any], category_names: Iterable[str]) -> list[str]:
-    values = [task[column.name] for column in _TASK_COLUMNS] + ["; ".join(sorted(category_names))]
+    values = [task[name] for name in _TASK_FIELDS] + ["; ".join(sorted(category_names))]
     return [_cell(value) for value in values]
 
 

@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from common.accounts.errors import ArchiveTooLarge, ExportRunning, ExportsSpent
 from common.accounts.export_archive import build_archive
+from common.accounts.repository import ExportArchiveReader, ExportRepository
 from common.auth.activity import ActivityLog
 from common.config import Settings
 from common.db.session import ReadConnection
@@ -34,8 +34,7 @@ from common.db.uow import UnitOfWork
 from common.errors import NotFound
 from common.jobs import JobName, Queue
 from common.logging import get_logger
-from common.models import AccountExport, ActivityKind, ExportStatus, User
-from common.models.accounts import UNFINISHED_EXPORT
+from common.models import AccountExport, ActivityKind, ExportStatus
 from common.security.mail_quota import MailKind, reserve_mails
 from common.security.network import Client
 from common.users.repository import UserRepository
@@ -45,7 +44,6 @@ log = get_logger(__name__)
 STALE_AFTER = timedelta(hours=1)
 """An export still unfinished this long after it was asked for has lost its job."""
 DOWNLOAD_SLICE = 1024 * 1024
-_UNFINISHED = (ExportStatus.PENDING, ExportStatus.RUNNING)
 
 
 def download_token(settings: Settings, export_id: uuid.UUID) -> str:
@@ -81,36 +79,25 @@ class ExportService:
     def __init__(self, uow: UnitOfWork, settings: Settings) -> None:
         self._uow = uow
         self._settings = settings
+        self._exports = ExportRepository(uow.session)
 
     async def request(self, user_id: uuid.UUID, client: Client) -> AccountExport:
         """A new pending export and its job: 409 while another is unfinished, 429 past the
         day's allowance."""
         session = self._uow.session
         now = datetime.now(UTC)
-        await session.execute(
-            update(AccountExport)
-            .where(
-                AccountExport.user_id == user_id,
-                UNFINISHED_EXPORT,
-                AccountExport.created_at < now - STALE_AFTER,
-            )
-            .values(status=ExportStatus.FAILED, failure="The job did not finish", finished_at=now)
+        await self._exports.fail_unfinished(
+            user_id, asked_before=now - STALE_AFTER, failure="The job did not finish", now=now
         )
-        recent = await session.scalar(
-            select(func.count())
-            .select_from(AccountExport)
-            .where(
-                AccountExport.user_id == user_id, AccountExport.created_at > now - timedelta(days=1)
-            )
-        )
+        recent = await self._exports.count_asked_since(user_id, now - timedelta(days=1))
         allowed = self._settings.exports_per_user_per_day
-        if (recent or 0) >= allowed:
+        if recent >= allowed:
             raise ExportsSpent(
                 f"At most {allowed} exports a day; try again later",
                 headers={"Retry-After": "3600"},
             )
         export = AccountExport(id=uuid.uuid4(), user_id=user_id, status=ExportStatus.PENDING)
-        session.add(export)
+        self._exports.add(export)
         try:
             await session.flush()
         except IntegrityError as exc:  # the partial unique index: one unfinished per user
@@ -123,11 +110,7 @@ class ExportService:
         return export
 
     async def get(self, user_id: uuid.UUID, export_id: uuid.UUID) -> AccountExport:
-        export = await self._uow.session.scalar(
-            select(AccountExport).where(
-                AccountExport.id == export_id, AccountExport.user_id == user_id
-            )
-        )
+        export = await self._exports.get_of_user(user_id, export_id)
         if export is None:
             raise NotFound("No such export")
         return export
@@ -137,11 +120,7 @@ class ExportService:
         expired, and its account not being deleted (404 otherwise, whichever it is); the
         download is recorded."""
         expected = download_token(self._settings, export_id)
-        export = await self._uow.session.scalar(
-            select(AccountExport)
-            .join(User, User.id == AccountExport.user_id)
-            .where(AccountExport.id == export_id, User.deletion_requested_at.is_(None))
-        )
+        export = await self._exports.get_for_download(export_id)
         usable = (
             hmac.compare_digest(token.encode(), expected.encode())
             and export is not None
@@ -164,11 +143,10 @@ class ExportService:
         """The ready-mail a job should send; None when the export is gone or expired, or the
         address is not verified (a download link to a stranger's address would hand them the
         data)."""
-        session = self._uow.session
-        export = await session.scalar(select(AccountExport).where(AccountExport.id == export_id))
+        export = await self._exports.get(export_id)
         if export is None or export.status is not ExportStatus.READY or export.expires_at is None:
             return None
-        user = await UserRepository(session).get(export.user_id)
+        user = await UserRepository(self._uow.session).get(export.user_id)
         if user is None or user.email_verified_at is None or user.deletion_pending:
             return None
         assert export.size_bytes is not None
@@ -181,17 +159,12 @@ async def stream_archive(
 ) -> AsyncIterator[bytes]:
     """The archive in slices, each read on a connection of its own: a slow client holds no
     pooled connection between them."""
-    archive = AccountExport.__table__.c.archive
     for offset in range(0, size, DOWNLOAD_SLICE):
         async with reads() as connection:
-            chunk = await connection.scalar(
-                select(func.substring(archive, offset + 1, DOWNLOAD_SLICE)).where(
-                    AccountExport.__table__.c.id == export_id
-                )
-            )
+            chunk = await ExportArchiveReader(connection).slice(export_id, offset, DOWNLOAD_SLICE)
         if chunk is None:  # purged while being read
             return
-        yield bytes(chunk)
+        yield chunk
 
 
 async def build_export(
@@ -201,13 +174,7 @@ async def build_export(
     when there was nothing to do (finished already, or gone with its user)."""
     now = datetime.now(UTC)
     async with units() as uow:
-        claimed = await uow.session.execute(
-            update(AccountExport)
-            .where(AccountExport.id == export_id, AccountExport.status.in_(_UNFINISHED))
-            .values(status=ExportStatus.RUNNING, started_at=now)
-            .returning(AccountExport.user_id)
-        )
-        user_id = claimed.scalar_one_or_none()
+        user_id = await ExportRepository(uow.session).claim(export_id, now)
     if user_id is None:
         log.info("export_skipped", export_id=str(export_id))
         return None
@@ -242,13 +209,9 @@ async def build_export(
 
 
 async def _finish(uow: UnitOfWork, export_id: uuid.UUID, **values: object) -> bool:
-    finished = await uow.session.execute(
-        update(AccountExport)
-        .where(AccountExport.id == export_id, AccountExport.status.in_(_UNFINISHED))
-        .values(finished_at=datetime.now(UTC), **values)
-        .returning(AccountExport.id)
+    return await ExportRepository(uow.session).finish(
+        export_id, finished_at=datetime.now(UTC), **values
     )
-    return finished.first() is not None
 
 
 async def _mail_when_ready(

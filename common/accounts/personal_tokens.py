@@ -20,21 +20,16 @@ import string
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.sql.functions import now
-
+from common.accounts.repository import PersonalTokenLookup
 from common.auth.tokens import hash_token
 from common.db.session import ReadConnection
 from common.errors import Unauthorized
-from common.models import PersonalAccessToken
 
 PREFIX = "tp_pat_"
 _ALPHABET = string.ascii_letters + string.digits
 _SECRET_LENGTH = 40
-STAMP_INTERVAL = timedelta(minutes=1)
-"""`last_used_at` is accurate to this (a write per request would cost more than the read)."""
 
 
 def new_personal_token() -> str:
@@ -93,26 +88,8 @@ class PersonalTokenVerifier:
 
 
 async def _look_up(reads: ReadConnection, digest: str) -> PersonalTokenIdentity:
-    """One round trip: read the row, and stamp its last use if that is a minute old (a
-    data-modifying CTE runs whether or not the query reads it)."""
-    table = PersonalAccessToken
-    stamp = (
-        update(table)
-        .where(
-            table.token_hash == digest,
-            table.expires_at > now(),
-            or_(table.last_used_at.is_(None), table.last_used_at < now() - STAMP_INTERVAL),
-        )
-        .values(last_used_at=now())
-        .cte("stamp")
-    )
-    query = (
-        select(table.id, table.user_id, table.scopes, table.expires_at)
-        .where(table.token_hash == digest)
-        .add_cte(stamp)
-    )
     async with reads() as connection:
-        row = (await connection.execute(query)).one_or_none()
+        row = await PersonalTokenLookup(connection).identity(digest)
     if row is None:
         raise Unauthorized("Invalid or revoked token")
     return PersonalTokenIdentity(row.id, row.user_id, frozenset(row.scopes), row.expires_at)

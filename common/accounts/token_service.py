@@ -8,10 +8,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
-
 from common.accounts.errors import TooManyTokens
 from common.accounts.personal_tokens import new_personal_token
+from common.accounts.repository import PersonalTokenRepository
 from common.auth.activity import ActivityLog
 from common.auth.revocation import TokenRevocations
 from common.auth.sessions import CredentialRevoker
@@ -34,6 +33,7 @@ class PersonalTokenService:
     def __init__(self, uow: UnitOfWork, settings: Settings, revocations: TokenRevocations) -> None:
         self._uow = uow
         self._settings = settings
+        self._tokens = PersonalTokenRepository(uow.session)
         self._revoker = CredentialRevoker(uow, revocations)
         self._activity = ActivityLog(uow.session)
 
@@ -46,14 +46,8 @@ class PersonalTokenService:
         expires_in_days: int,
         client: Client,
     ) -> CreatedToken:
-        session = self._uow.session
-        held = await session.scalar(
-            select(func.count())
-            .select_from(PersonalAccessToken)
-            .where(PersonalAccessToken.user_id == user_id)
-        )
         limit = self._settings.personal_tokens_per_user
-        if (held or 0) >= limit:
+        if await self._tokens.count_of_user(user_id) >= limit:
             raise TooManyTokens(f"At most {limit} tokens per account; revoke one first")
         secret = new_personal_token()
         token = PersonalAccessToken(
@@ -64,32 +58,22 @@ class PersonalTokenService:
             scopes=sorted(set(scopes)),
             expires_at=datetime.now(UTC) + timedelta(days=expires_in_days),
         )
-        session.add(token)
+        self._tokens.add(token)
         self._activity.record(
             user_id, ActivityKind.TOKEN_CREATED, client, token_id=str(token.id), name=name
         )
-        await session.flush()
-        await session.refresh(token)  # created_at, set by the database
+        await self._uow.session.flush()
+        await self._uow.session.refresh(token)  # created_at, set by the database
         return CreatedToken(token, secret)
 
     async def of_user(self, user_id: uuid.UUID) -> list[PersonalAccessToken]:
         """Live and expired ones (the purge removes those), newest first."""
-        rows = await self._uow.session.execute(
-            select(PersonalAccessToken)
-            .where(PersonalAccessToken.user_id == user_id)
-            .order_by(PersonalAccessToken.created_at.desc(), PersonalAccessToken.id)
-        )
-        return list(rows.scalars())
+        return await self._tokens.of_user(user_id)
 
     async def revoke(self, user_id: uuid.UUID, token_id: uuid.UUID, client: Client) -> None:
         """Delete one of the user's tokens (404 for an unknown or another user's); it stops
         working in every process at once."""
-        gone = await self._uow.session.execute(
-            delete(PersonalAccessToken)
-            .where(PersonalAccessToken.id == token_id, PersonalAccessToken.user_id == user_id)
-            .returning(PersonalAccessToken.name)
-        )
-        name = gone.scalar_one_or_none()
+        name = await self._tokens.delete(user_id, token_id)
         if name is None:
             raise NotFound("No such token")
         self._revoker.stop(user_id, [token_id])
@@ -99,11 +83,6 @@ class PersonalTokenService:
 
     async def revoke_all(self, user_id: uuid.UUID) -> list[uuid.UUID]:
         """Every token of the user (a deletion); the revoked ids."""
-        gone = await self._uow.session.execute(
-            delete(PersonalAccessToken)
-            .where(PersonalAccessToken.user_id == user_id)
-            .returning(PersonalAccessToken.id)
-        )
-        ids = list(gone.scalars())
+        ids = await self._tokens.delete_all(user_id)
         self._revoker.stop(user_id, ids)
         return ids
