@@ -15,9 +15,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-
 from common.accounts.notices import AccountNotices
+from common.accounts.repository import DeletionRepository
 from common.accounts.token_service import PersonalTokenService
 from common.auth.activity import ActivityLog
 from common.auth.attempts import PasswordConfirmation
@@ -31,7 +30,7 @@ from common.db.uow import UnitOfWork
 from common.errors import InvalidInput
 from common.jobs import JobName, Queue
 from common.logging import get_logger
-from common.models import ActionTokenPurpose, ActivityKind, User
+from common.models import ActionTokenPurpose, ActivityKind
 from common.security.network import Client
 from common.security.passwords import PasswordHasher
 from common.users.service import UserService
@@ -100,11 +99,7 @@ class DeletionService:
         `erase_after` has passed (by the database's clock, which the erasure reads too) the
         link no longer works, whatever the erasure's progress."""
         action = await self._links.spend(token, ActionTokenPurpose.RESTORE_ACCOUNT)
-        user = await self._uow.session.scalar(
-            select(User)
-            .where(User.id == action.user_id, User.erase_after > func.now())
-            .with_for_update()
-        )
+        user = await DeletionRepository(self._uow.session).restorable_for_update(action.user_id)
         if user is None:
             raise InvalidInput("The link is invalid, expired or already used", field="token")
         user.deletion_requested_at = None

@@ -1,20 +1,23 @@
-"""SQL for personal access tokens and data exports."""
+"""SQL for personal access tokens, data exports and the deletion of accounts."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from common.jobs import JobName
 from common.models import (
     AccountExport,
     Category,
     ExportStatus,
+    OutboxJob,
     PersonalAccessToken,
     Task,
     User,
@@ -239,3 +242,87 @@ class ExportArchiveReader:
             )
         )
         return None if chunk is None else bytes(chunk)
+
+
+class ErasureStep(enum.Enum):
+    """The big tables, in the order the erasure empties them: live tasks and deleted ones
+    (each on its own index), then categories (their task links go with either side)."""
+
+    LIVE_TASKS = "live_tasks"
+    DELETED_TASKS = "deleted_tasks"
+    CATEGORIES = "categories"
+
+
+def _erased_rows(
+    step: ErasureStep,
+) -> tuple[type[Task] | type[Category], ColumnElement[bool] | None]:
+    match step:
+        case ErasureStep.LIVE_TASKS:
+            return Task, Task.deleted_at.is_(None)
+        case ErasureStep.DELETED_TASKS:
+            return Task, Task.deleted_at.is_not(None)
+        case ErasureStep.CATEGORIES:
+            return Category, None
+
+
+class DeletionRepository:
+    """Accounts asked to be deleted: restored within their grace period, erased after it.
+    The grace period is judged by the database's clock, by both sides."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def restorable_for_update(self, user_id: uuid.UUID) -> User | None:
+        """The user, locked, unless their grace period is over (or they are gone)."""
+        return await self._session.scalar(
+            select(User).where(User.id == user_id, User.erase_after > func.now()).with_for_update()
+        )
+
+    async def due(self, *, limit: int) -> list[uuid.UUID]:
+        """Accounts whose grace period is over, longest due first."""
+        rows = await self._session.execute(
+            select(User.id)
+            .where(User.erase_after <= func.now())
+            .order_by(User.erase_after)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def is_due(self, user_id: uuid.UUID) -> bool:
+        due = await self._session.scalar(
+            select(User.id).where(User.id == user_id, User.erase_after <= func.now())
+        )
+        return due is not None
+
+    async def delete_batch(self, step: ErasureStep, user_id: uuid.UUID, limit: int) -> int:
+        """Delete at most `limit` of the user's rows of this step; how many went."""
+        model, condition = _erased_rows(step)
+        doomed = select(model.id).where(model.user_id == user_id)
+        if condition is not None:
+            doomed = doomed.where(condition)
+        result = await self._session.execute(
+            delete(model).where(model.id.in_(doomed.limit(limit))).returning(model.id)
+        )
+        return len(result.all())
+
+    async def awaits_notice(self, user_id: uuid.UUID, *, requested_within: timedelta) -> bool:
+        """True while a notice of the account is still in the outbox and the deletion was
+        asked for less than `requested_within` ago."""
+        waiting = exists().where(
+            OutboxJob.task_name == JobName.SEND_ACCOUNT_NOTICE,
+            OutboxJob.kwargs.contains({"user_id": str(user_id)}),
+        )
+        recent = select(User.id).where(
+            User.id == user_id, User.deletion_requested_at > func.now() - requested_within, waiting
+        )
+        return await self._session.scalar(recent) is not None
+
+    async def delete_user_if_due(self, user_id: uuid.UUID) -> bool:
+        """The user row, whose ON DELETE CASCADE takes what the batches left; False when it
+        is gone already or was restored."""
+        gone = await self._session.execute(
+            delete(User)
+            .where(User.id == user_id, User.erase_after <= func.now())
+            .returning(User.id)
+        )
+        return gone.first() is not None
