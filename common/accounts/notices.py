@@ -18,9 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
-from common.auth.repository import AuthRepository
+from common.auth.repository import ActivityRepository, AuthRepository
 from common.auth.tokens import action_token_for
 from common.config import Settings
 from common.db.uow import UnitOfWork
@@ -86,9 +84,7 @@ class AccountNotices:
         """The notice a job should send; None when its event or account is gone, the
         address was unverified meanwhile, or a deletion was cancelled before it went out."""
         session = self._uow.session
-        event = (
-            await session.execute(select(AccountEvent).where(AccountEvent.id == event_id))
-        ).scalar_one_or_none()
+        event = await ActivityRepository(session).get(event_id)
         user = None if event is None else await UserRepository(session).get(event.user_id)
         if event is None or user is None:
             log.info("notice_skipped", reason="gone", event_id=str(event_id))

@@ -14,9 +14,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.auth.repository import ActivityRepository
 from common.errors import InvalidInput
 from common.models import AccountEvent, ActivityKind
 from common.security.network import Client
@@ -24,7 +24,7 @@ from common.security.network import Client
 
 class ActivityLog:
     def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+        self._events = ActivityRepository(session)
 
     def record(
         self, user_id: uuid.UUID, kind: ActivityKind, client: Client | None, **detail: Any
@@ -38,7 +38,7 @@ class ActivityLog:
             user_agent=client.user_agent if client else None,
             detail=detail or None,
         )
-        self._session.add(event)
+        self._events.add(event)
         return event
 
     async def page(
@@ -46,23 +46,13 @@ class ActivityLog:
     ) -> list[AccountEvent]:
         """The user's events newer than `since`, newest first; `before`: only those older
         than that event of theirs (the previous page's last one)."""
-        stmt = select(AccountEvent).where(
-            AccountEvent.user_id == user_id, AccountEvent.created_at >= since
-        )
+        anchor = None
         if before is not None:
-            anchor = (
-                await self._session.execute(
-                    select(AccountEvent.created_at, AccountEvent.id).where(
-                        AccountEvent.id == before, AccountEvent.user_id == user_id
-                    )
-                )
-            ).one_or_none()
+            anchor = await self._events.position(user_id, before)
             if anchor is None:
                 raise InvalidInput(
                     "No such event in your activity (it may have expired)",
                     field="before",
                     location="query",
                 )
-            stmt = stmt.where(tuple_(AccountEvent.created_at, AccountEvent.id) < tuple(anchor))
-        stmt = stmt.order_by(AccountEvent.created_at.desc(), AccountEvent.id.desc()).limit(limit)
-        return list((await self._session.execute(stmt)).scalars())
+        return await self._events.page(user_id, since=since, limit=limit, before=anchor)

@@ -1,14 +1,20 @@
-"""SQL for refresh-token families and single-use action tokens."""
+"""SQL for refresh-token families (sessions), single-use action tokens and the activity log."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import exists, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from common.models import ActionToken, ActionTokenPurpose, RefreshToken, RefreshTokenFamily
+from common.models import (
+    AccountEvent,
+    ActionToken,
+    ActionTokenPurpose,
+    RefreshToken,
+    RefreshTokenFamily,
+)
 
 
 class AuthRepository:
@@ -132,3 +138,60 @@ class AuthRepository:
             .limit(1)
         )
         return (await self._session.execute(stmt)).scalar_one_or_none()
+
+
+class SessionLookup:
+    """The per-request check of a session, on a connection of its own (no unit of work)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def is_ended(self, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+        """True for a revoked session, and for one that is unknown or another user's."""
+        revoked = await self._connection.execute(
+            select(RefreshTokenFamily.revoked_at).where(
+                RefreshTokenFamily.id == session_id, RefreshTokenFamily.user_id == user_id
+            )
+        )
+        row = revoked.one_or_none()
+        return row is None or row.revoked_at is not None
+
+
+class ActivityRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, event: AccountEvent) -> None:
+        self._session.add(event)
+
+    async def get(self, event_id: uuid.UUID) -> AccountEvent | None:
+        stmt = select(AccountEvent).where(AccountEvent.id == event_id)
+        return (await self._session.execute(stmt)).scalar_one_or_none()
+
+    async def position(
+        self, user_id: uuid.UUID, event_id: uuid.UUID
+    ) -> tuple[datetime, uuid.UUID] | None:
+        """Where one of the user's events stands in their log (a page's anchor)."""
+        stmt = select(AccountEvent.created_at, AccountEvent.id).where(
+            AccountEvent.id == event_id, AccountEvent.user_id == user_id
+        )
+        row = (await self._session.execute(stmt)).one_or_none()
+        return None if row is None else (row[0], row[1])
+
+    async def page(
+        self,
+        user_id: uuid.UUID,
+        *,
+        since: datetime,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None,
+    ) -> list[AccountEvent]:
+        """The user's events newer than `since` (and older than the position `before`),
+        newest first."""
+        stmt = select(AccountEvent).where(
+            AccountEvent.user_id == user_id, AccountEvent.created_at >= since
+        )
+        if before is not None:
+            stmt = stmt.where(tuple_(AccountEvent.created_at, AccountEvent.id) < before)
+        stmt = stmt.order_by(AccountEvent.created_at.desc(), AccountEvent.id.desc()).limit(limit)
+        return list((await self._session.execute(stmt)).scalars())

@@ -16,17 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from common.auth.activity import ActivityLog
-from common.auth.repository import AuthRepository
+from common.auth.repository import AuthRepository, SessionLookup
 from common.auth.revocation import TokenRevocations
 from common.config import Settings
 from common.db.session import ReadConnection
 from common.db.uow import UnitOfWork
 from common.errors import NotFound
 from common.jobs import JobName, Queue
-from common.models import ActivityKind, RefreshTokenFamily
+from common.models import ActivityKind
 from common.security.network import Client
 
 MAX_LISTED_SESSIONS = 100
@@ -60,13 +58,7 @@ async def credential_ended(
 ) -> bool:
     """PostgreSQL's word on a session, for when the Redis marks cannot be read."""
     async with reads() as connection:
-        revoked = await connection.execute(
-            select(RefreshTokenFamily.revoked_at).where(
-                RefreshTokenFamily.id == session_id, RefreshTokenFamily.user_id == user_id
-            )
-        )
-        row = revoked.one_or_none()
-    return row is None or row.revoked_at is not None
+        return await SessionLookup(connection).is_ended(user_id, session_id)
 
 
 @dataclass(frozen=True, slots=True)
