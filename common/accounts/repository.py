@@ -23,11 +23,10 @@ from common.models import (
     User,
     task_categories,
 )
-from common.models.accounts import UNFINISHED_EXPORT
+from common.models.accounts import UNFINISHED_EXPORT, UNFINISHED_EXPORT_STATUSES
 
 STAMP_INTERVAL = timedelta(minutes=1)
 """`last_used_at` is accurate to this (a write per request would cost more than the read)."""
-_UNFINISHED = (ExportStatus.PENDING, ExportStatus.RUNNING)
 
 
 def _owned_columns(model: type[Task] | type[Category]) -> list[Any]:
@@ -170,7 +169,10 @@ class ExportRepository:
         gone (a job run again after success then does nothing)."""
         claimed = await self._session.execute(
             update(AccountExport)
-            .where(AccountExport.id == export_id, AccountExport.status.in_(_UNFINISHED))
+            .where(
+                AccountExport.id == export_id,
+                AccountExport.status.in_(UNFINISHED_EXPORT_STATUSES),
+            )
             .values(status=ExportStatus.RUNNING, started_at=now)
             .returning(AccountExport.user_id)
         )
@@ -180,7 +182,10 @@ class ExportRepository:
         """Set the final values of an unfinished export; False when it was finished already."""
         finished = await self._session.execute(
             update(AccountExport)
-            .where(AccountExport.id == export_id, AccountExport.status.in_(_UNFINISHED))
+            .where(
+                AccountExport.id == export_id,
+                AccountExport.status.in_(UNFINISHED_EXPORT_STATUSES),
+            )
             .values(**values)
             .returning(AccountExport.id)
         )

@@ -38,7 +38,11 @@ class ExportStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-UNFINISHED_EXPORT = text("status IN ('pending', 'running')")
+UNFINISHED_EXPORT_STATUSES = (ExportStatus.PENDING, ExportStatus.RUNNING)
+UNFINISHED_EXPORT = text(
+    "status IN (" + ", ".join(f"'{status.value}'" for status in UNFINISHED_EXPORT_STATUSES) + ")"
+)
+"""The partial index's predicate (one unfinished export per user), from the same statuses."""
 
 
 class AccountExport(UUIDPrimaryKey, CreatedAt, Base):
