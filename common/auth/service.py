@@ -125,8 +125,9 @@ class AuthService:
             raise InvalidCredentials("Invalid email or password")
         assert user is not None
         await self._lockout.succeeded(attempt)
-        if self._hasher.needs_rehash(user.password_hash):  # bcrypt, or other Argon2 costs
-            user.password_hash = await self._hasher.hash(password)
+        if self._hasher.needs_rehash(user.password_hash):  # bcrypt, or a lower Argon2 cost
+            upgraded = await self._hasher.hash(password)
+            await self._users.replace_password_hash(user.id, user.password_hash, upgraded)
         user.last_seen_at = datetime.now(UTC)
         self._activity.record(user.id, ActivityKind.LOGIN, client)
         tokens = await self._start_session(user.id, client)

@@ -115,12 +115,21 @@ class PasswordHasher:
         return await self._run(self._argon2_matches, password_hash, password)
 
     def needs_rehash(self, password_hash: str) -> bool:
-        """A bcrypt hash, or an Argon2id one of other parameters: replace it at sign-in."""
+        """A bcrypt hash, or an Argon2id one of a lower memory or iteration cost than the
+        settings': replace it at sign-in. Never downwards, so a mistyped lower setting weakens
+        only the hashes made under it, not every account's at its next sign-in."""
         if password_hash.startswith("$2"):
             return True
-        with contextlib.suppress(argon2.exceptions.InvalidHashError):
-            return self._argon2.check_needs_rehash(password_hash)
-        return True
+        try:
+            stored = argon2.extract_parameters(password_hash)
+        except argon2.exceptions.InvalidHashError:
+            return True
+        wanted = self._argon2
+        return (
+            stored.type is not argon2.Type.ID
+            or stored.memory_cost < wanted.memory_cost
+            or stored.time_cost < wanted.time_cost
+        )
 
     def _argon2_matches(self, password_hash: str, password: str) -> bool:
         try:

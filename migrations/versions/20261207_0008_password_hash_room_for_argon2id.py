@@ -4,6 +4,9 @@ An Argon2id hash in its encoded form (`$argon2id$v=19$m=...,t=...,p=1$salt$hash`
 characters at the default cost and grows with it; bcrypt's were 60. Widening a varchar is a
 change of the catalogue only in PostgreSQL: no table rewrite, no long lock.
 
+Rolling the code back past this revision is not safe once anyone has signed in: their hash is
+Argon2id, which the code before it cannot read (bcrypt refuses it, a 500 at their sign-in).
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07 23:50:00.000000+00:00

@@ -4,6 +4,7 @@ sign-in replaces the hash, as does a change of the configured cost."""
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import bcrypt
 import httpx
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.resources import Resources
 from common.models import User
 from common.security.passwords import PasswordHasher
+from common.users.repository import UserRepository
 from tests.support.factories import PASSWORD, login, register
 
 TEST_COST = "$argon2id$v=19$m=1024,t=1,p=1$"
@@ -85,3 +87,34 @@ async def test_a_malformed_stored_hash_fails_the_sign_in_without_an_error(
         response = await login(client, account.email)
         assert response.status_code == 401, broken
         assert response.json()["type"] == "urn:taskpipe:problem:invalid-credentials"
+
+
+async def test_a_lower_configured_cost_leaves_stronger_hashes_alone(
+    app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, test_resources: Resources
+) -> None:
+    """A mistyped lower setting weakens only the hashes made under it."""
+    account = await register(client)
+    stored = await _stored_hash(session, account.email)
+    hasher = PasswordHasher(512, 1, max_concurrent=1)
+    app.state.resources = dataclasses.replace(test_resources, hasher=hasher)
+    try:
+        assert (await login(client, account.email)).status_code == 200
+    finally:
+        hasher.shutdown()
+        app.state.resources = test_resources
+    assert await _stored_hash(session, account.email) == stored
+
+
+async def test_an_upgrade_never_overwrites_a_hash_changed_meanwhile(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """A sign-in that verified the old bcrypt hash while a password reset committed must not
+    bring the old password back: the upgrade applies only to the hash it verified."""
+    account = await register(client)
+    legacy = await _give_a_bcrypt_hash(session, account.email)
+    user_id = uuid.UUID(account.user["id"])
+    users = UserRepository(session)
+    assert await users.replace_password_hash(user_id, "$2b$04$a-hash-reset-since", "new") is False
+    assert await _stored_hash(session, account.email) == legacy
+    assert await users.replace_password_hash(user_id, legacy, "upgraded") is True
+    assert await _stored_hash(session, account.email) == "upgraded"
