@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi.routing import APIRoute
 
+import api.routers
 from api.boundary import UnitOfWorkRoute, open_unit_of_work
-from api.routers import auth, categories, exports, health, sessions, tasks, tokens, users
 
-ROUTERS = (
-    auth.router,
-    categories.router,
-    exports.router,
-    health.router,
-    sessions.router,
-    tasks.router,
-    tokens.router,
-    users.router,
+ROUTERS = tuple(
+    importlib.import_module(f"api.routers.{module.name}").router
+    for module in pkgutil.iter_modules(api.routers.__path__)
 )
+"""Every router module's router, so a new one cannot be left out."""
 
 
 def _calls(dependant: Any) -> Iterator[object]:
