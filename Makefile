@@ -1,7 +1,8 @@
 # Taskpipe: `make run` brings up the whole platform, `make test` runs the whole suite.
 # Both work on a fresh checkout with nothing but Python 3.11+: uv is bootstrapped into
 # .taskpipe/tools when it is not on PATH, and devstack finds, starts or embeds PostgreSQL/Redis.
-# DEVSTACK_OPTIONS="--embedded always" runs them on the embedded servers (as CI does).
+# DEVSTACK_OPTIONS="--embedded always" runs them on the embedded servers (as CI does for
+# `make test-servers`).
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -18,7 +19,7 @@ LADDER ?= 250,500,1000,1500,2000
 LADDER_DURATION ?= 2m
 LOADTEST_ARGS ?=
 
-.PHONY: help install run test test-drills lint format typecheck migrate loadtest loadtest-ladder compose-smoke clean
+.PHONY: help install run test test-servers test-drills lint format typecheck migrate loadtest loadtest-ladder compose-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -61,6 +62,9 @@ typecheck: install ## mypy --strict over api, common, worker, devstack
 
 test: lint typecheck ## lint, type-check, then the whole suite with coverage (fails under 85 %)
 	$(DEVSTACK) -- $(PY) -m pytest --cov --cov-report=term --cov-report=xml:.taskpipe/coverage.xml $(PYTEST_ARGS)
+
+test-servers: install ## the tests that talk to PostgreSQL and Redis (integration, contract, e2e), no lint or coverage
+	$(DEVSTACK) -- $(PY) -m pytest tests/integration tests/contract tests/e2e $(PYTEST_ARGS)
 
 test-drills: install ## outage drills against real processes (Redis, PostgreSQL, worker kills, SMTP) and schemathesis; a few minutes
 	TASKPIPE_DRILLS=1 $(DEVSTACK) -- $(PY) -m pytest tests/drills $(PYTEST_ARGS)
