@@ -3,8 +3,10 @@ sign-in replaces the hash, as does a change of the configured cost."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
+from collections.abc import Iterator
 
 import bcrypt
 import httpx
@@ -26,6 +28,20 @@ async def _stored_hash(session: AsyncSession, email: str) -> str:
     return (
         await session.execute(select(User.password_hash).where(User.email == email))
     ).scalar_one()
+
+
+@contextlib.contextmanager
+def _hashing_at(
+    app: FastAPI, resources: Resources, *, memory_kib: int, iterations: int
+) -> Iterator[None]:
+    """The app hashes at other costs for the duration (as after a change of the settings)."""
+    hasher = PasswordHasher(memory_kib, iterations, max_concurrent=1)
+    app.state.resources = dataclasses.replace(resources, hasher=hasher)
+    try:
+        yield
+    finally:
+        hasher.shutdown()
+        app.state.resources = resources
 
 
 async def _give_a_bcrypt_hash(session: AsyncSession, email: str) -> str:
@@ -64,13 +80,8 @@ async def test_a_higher_configured_cost_rehashes_at_the_next_sign_in(
 ) -> None:
     account = await register(client)
     assert (await _stored_hash(session, account.email)).startswith(TEST_COST)
-    hasher = PasswordHasher(2048, 2, max_concurrent=1)
-    app.state.resources = dataclasses.replace(test_resources, hasher=hasher)
-    try:
+    with _hashing_at(app, test_resources, memory_kib=2048, iterations=2):
         assert (await login(client, account.email)).status_code == 200
-    finally:
-        hasher.shutdown()
-        app.state.resources = test_resources
     assert (await _stored_hash(session, account.email)).startswith("$argon2id$v=19$m=2048,t=2,p=1$")
     assert (await login(client, account.email)).status_code == 200  # the old cost verifies too
 
@@ -95,13 +106,8 @@ async def test_a_lower_configured_cost_leaves_stronger_hashes_alone(
     """A mistyped lower setting weakens only the hashes made under it."""
     account = await register(client)
     stored = await _stored_hash(session, account.email)
-    hasher = PasswordHasher(512, 1, max_concurrent=1)
-    app.state.resources = dataclasses.replace(test_resources, hasher=hasher)
-    try:
+    with _hashing_at(app, test_resources, memory_kib=512, iterations=1):
         assert (await login(client, account.email)).status_code == 200
-    finally:
-        hasher.shutdown()
-        app.state.resources = test_resources
     assert await _stored_hash(session, account.email) == stored
 
 
